@@ -1,0 +1,82 @@
+# orderflow — make targets. Bare `make` prints this help.
+SHELL := /bin/bash
+GO ?= go
+PKG ?= ./...
+BENCH ?= .
+COUNT ?= 10
+BENCHTIME ?= 1s
+FUZZTIME ?= 60s
+DURATION ?= 10s
+ADMIN ?= 127.0.0.1:6060
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo nocommit)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+export DATABASE_URL ?= postgres://127.0.0.1:5432/orderflow?sslmode=disable
+
+.PHONY: help fmt vet lint test test-race test-integration fuzz bench benchstat build run db loadtest profile-cpu profile-heap profile-allocs check
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
+
+db: ## start (installing if needed) local PostgreSQL and create the orderflow database
+	@bash scripts/db.sh
+
+fmt: ## gofmt the tree
+	gofmt -w $$(git ls-files '*.go')
+
+vet: ## go vet
+	$(GO) vet $(PKG)
+
+lint: ## gofmt check + go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKG)
+
+test: db ## database set-up, go vet, then every test with -race (integration tests included; a dead database fails them)
+	$(GO) vet $(PKG)
+	$(GO) test -race -count=1 -timeout 8m $(PKG)
+
+test-race: test ## alias of test (tests always run with -race)
+
+test-integration: db ## only the tests that talk to PostgreSQL and the broker
+	$(GO) test -race -count=1 ./engine/store/... ./engine/publish/... ./engine/ ./cmd/...
+
+fuzz: ## run each fuzz target for FUZZTIME
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./engine/order/
+
+bench: db ## run benchmarks (BENCH, COUNT, BENCHTIME), tee to bench/out/<commit>.txt
+	@mkdir -p bench/out
+	$(GO) test -run XXX -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(COUNT) $(PKG) | tee bench/out/$(COMMIT).txt
+
+benchstat: ## compare two bench outputs: make benchstat OLD=a.txt NEW=b.txt
+	$(GO) run golang.org/x/perf/cmd/benchstat@latest $(OLD) $(NEW)
+
+build: ## build bin/orderflow and bin/loadtest
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/orderflow ./cmd/orderflow
+	@if [ -d cmd/loadtest ] && ls cmd/loadtest/*.go >/dev/null 2>&1; then $(GO) build -ldflags '$(LDFLAGS)' -o bin/loadtest ./cmd/loadtest; fi
+
+run: db build ## local PostgreSQL + demo catalog + server with the embedded broker
+	./bin/orderflow seed-demo-catalog
+	@echo
+	@echo "Try:  curl -i -X POST localhost:8080/v1/orders -H 'Content-Type: application/json' \\"
+	@echo "        -d '{\"id\":\"ord_demo1\",\"user_id\":\"u_42\",\"items\":[{\"sku\":\"milk-1l\",\"qty\":2},{\"sku\":\"bread-rye\",\"qty\":1}]}'"
+	@echo "      curl -s localhost:8080/v1/orders/ord_demo1"
+	@echo "      curl -s $(ADMIN)/metrics | grep ^orderflow_orders_total"
+	@echo
+	./bin/orderflow
+
+loadtest: db build ## short load run against a fresh server (DURATION=)
+	@if [ -x bin/loadtest ]; then ./bin/loadtest -duration $(DURATION); else echo "loadtest not built yet (issue: the proof harness)"; exit 1; fi
+
+profile-cpu: ## 30 s CPU profile from a running server's admin port into pprof/
+	@mkdir -p pprof/out
+	curl -sf "http://$(ADMIN)/debug/pprof/profile?seconds=30" -o pprof/out/$$(date +%F)_cpu_$(COMMIT).cpu.pprof
+
+profile-heap: ## heap profile from a running server
+	@mkdir -p pprof/out
+	curl -sf "http://$(ADMIN)/debug/pprof/heap" -o pprof/out/$$(date +%F)_heap_$(COMMIT).heap.pprof
+
+profile-allocs: ## allocs profile from a running server
+	@mkdir -p pprof/out
+	curl -sf "http://$(ADMIN)/debug/pprof/allocs" -o pprof/out/$$(date +%F)_allocs_$(COMMIT).allocs.pprof
+
+check: lint test ## fmt check + vet + tests with -race
