@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/engine/order"
+)
+
+// BenchmarkWriteOrders measures the group commit against the real database
+// (pgtest): each iteration commits rows new orders of 3 items and a ~300-byte
+// event each, in one WriteOrders call. rows/s is orders committed per second.
+func BenchmarkWriteOrders(b *testing.B) {
+	for _, rows := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			s, _, _ := newTestStore(b)
+			event := make([]byte, 300)
+			for i := range event {
+				event[i] = 'a' + byte(i%26)
+			}
+			items := []order.Item{
+				{SKU: "milk-1l", Qty: 2, PriceCents: 119},
+				{SKU: "bread-rye", Qty: 1, PriceCents: 249},
+				{SKU: "eggs-10", Qty: 1, PriceCents: 329},
+			}
+			batch := order.GetBatch()
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			for range rows {
+				batch.Orders = append(batch.Orders, order.Order{
+					UserID: "u_42", Currency: "EUR", Items: items, CreatedAt: now, ReceivedAt: now,
+					TotalCents: 816, Event: event,
+				})
+			}
+			batches := []*order.Batch{batch}
+			ctx := context.Background()
+			var (
+				seq   uint64
+				idBuf []byte
+				n     int
+			)
+			b.ReportAllocs()
+			for b.Loop() {
+				arena := batch.Arena()
+				arena.Reset(order.MaxRetainedArena)
+				for i := range batch.Orders {
+					seq++
+					idBuf = strconv.AppendUint(append(idBuf[:0], "ord_"...), seq, 36)
+					batch.Orders[i].ID = arena.CopyString(idBuf)
+					batch.Orders[i].Hash = seq
+				}
+				s.WriteOrders(ctx, batches)
+				if r := batch.Orders[0].Result; r.Outcome != order.OutcomeCreated {
+					b.Fatalf("outcome %v: %v", r.Outcome, r.Err)
+				}
+				n++
+			}
+			b.ReportMetric(float64(n*rows)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
