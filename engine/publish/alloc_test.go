@@ -1,0 +1,52 @@
+//go:build !race
+
+package publish
+
+import (
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/engine/metrics"
+)
+
+// TestAllocs pins the zero-allocation parts of the fast path in steady
+// state: building a pooled record, the ordering gate while nothing is held,
+// and queueing an acknowledged row for the deleter. What kgo allocates per
+// record is measured by BenchmarkPublish (allocs/event).
+func TestAllocs(t *testing.T) {
+	var s eventSet
+	s.add(42, 1, time.Now())
+	s.add(42, 2, time.Now())
+	p := &Publisher{source: []byte("orderflow"), gate: newGate(), m: metrics.New()}
+	p.del.init(DefaultConfig())
+
+	f := func(name string, fn func()) {
+		t.Helper()
+		fn() // warm the pool and buffers
+		if n := testing.AllocsPerRun(1000, fn); n != 0 {
+			t.Errorf("%s: %v allocs per run; want 0", name, n)
+		}
+	}
+	f("getRecord+fill+putRecord", func() {
+		for i := range s.evs {
+			r := getRecord()
+			p.fill(r, &s.evs[i])
+			putRecord(r)
+		}
+	})
+	now := time.Now().UnixNano()
+	f("gate.admit inactive", func() {
+		if !p.gate.admit(s.evs[1].OrderID, 2, now) {
+			t.Fatal("admit: held; want admitted")
+		}
+	})
+	key := []byte(s.evs[0].OrderID)
+	f("deleter.add+reset", func() {
+		for range 100 {
+			p.del.add(key, 1)
+		}
+		p.del.mu.Lock()
+		p.del.pending.reset()
+		p.del.mu.Unlock()
+	})
+}

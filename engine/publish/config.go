@@ -1,0 +1,249 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config configures a Publisher. The zero value of every field means "use
+// the default"; DefaultConfig fills them in and New calls Validate. Flag
+// names are the ones cmd/orderflow exposes.
+type Config struct {
+	// Brokers are the seed brokers (host:port), flag -kafka-brokers. Empty
+	// is invalid for New: the engine starts the embedded broker
+	// (StartEmbedded) and passes its Addrs instead.
+	Brokers []string
+
+	// Topic receives every order event, flag -kafka-topic. It must exist:
+	// the client never fails records for an unknown topic (it retries until
+	// DeliveryTimeout; the sweeper retries after that), so a missing topic
+	// shows up as a growing outbox backlog, not as lost events.
+	// Default: "orders".
+	Topic string
+
+	// Source is the CloudEvents ce_source header, flag -kafka.source.
+	// Default: "orderflow".
+	Source string
+
+	// MaxBufferedRecords bounds the records the Kafka client holds that the
+	// broker has not acknowledged yet (fast path and sweeper together),
+	// flag -kafka.max-buffered-records. Past it the fast path skips events,
+	// leaving them to the sweeper. Default: 100000.
+	MaxBufferedRecords int
+
+	// MaxBufferedBytes bounds the bytes (keys + values + headers) of those
+	// records, flag -kafka.max-buffered-bytes. It is never unlimited; at
+	// least 1 MiB so that any single event fits. Default: 256 MiB.
+	MaxBufferedBytes int
+
+	// Linger is how long the client waits for more records before sending a
+	// partition's batch, flag -kafka.linger. Default: 5ms (see
+	// BenchmarkPublish for the measurement behind it).
+	Linger time.Duration
+
+	// DeliveryTimeout is how long a fast-path record may wait for a broker
+	// acknowledgement, from Publish, before the client fails it, flag
+	// -kafka.delivery-timeout. A record that fails stays in the outbox for
+	// the sweeper; a sweep gives up after 2×DeliveryTimeout+5s. At least
+	// 100ms. Default: 10s.
+	//
+	// It is enforced through the produce context, not
+	// kgo.RecordDeliveryTimeout: kgo measures that from Record.Timestamp,
+	// which is the event's ingest time, so every swept record (older than
+	// SweepGrace) would fail before being sent. Like kgo's, the timeout
+	// fails a batch only while that is safe for idempotence (not while a
+	// request carrying it is in flight without an answer).
+	DeliveryTimeout time.Duration
+
+	// SweepInterval is the time between sweeper runs, flag
+	// -kafka.sweep-interval. A run that returned a full page sweeps again at
+	// once. Default: 1s.
+	SweepInterval time.Duration
+
+	// SweepGrace is the age past which an outbox row counts as abandoned by
+	// the fast path and is republished by the sweeper, flag
+	// -kafka.sweep-grace. It must exceed DeliveryTimeout so the sweeper does
+	// not race records the fast path still holds. Default: 30s.
+	SweepGrace time.Duration
+
+	// SweepLimit is the number of rows one sweep takes (and holds locked
+	// while it publishes them), flag -kafka.sweep-limit. Default: 1000.
+	SweepLimit int
+
+	// DeleteInterval is how often the deleter removes acknowledged rows from
+	// the outbox, flag -kafka.delete-interval. Default: 10ms.
+	DeleteInterval time.Duration
+
+	// DeleteBatch is the most rows one DeleteEvents call removes; reaching
+	// it wakes the deleter before DeleteInterval, flag -kafka.delete-batch.
+	// Default: 5000.
+	DeleteBatch int
+
+	// MetadataMinAge is the minimum time between the client's metadata
+	// refreshes (kgo.MetadataMinAge), flag -kafka.metadata-min-age. Tests
+	// that inject broker errors set 100ms. Default: kgo's (5s).
+	MetadataMinAge time.Duration
+
+	// ClientID is the Kafka client id, flag -kafka.client-id.
+	// Default: kgo's ("kgo").
+	ClientID string
+
+	// Compression is the batch codec, "snappy" or "none", flag
+	// -kafka.compression. Default: "snappy" (see BenchmarkPublish: order
+	// JSON compresses about 2.5×, which the broker stores and replicates,
+	// for a small producer CPU cost).
+	Compression string
+}
+
+// Defaults used by DefaultConfig.
+const (
+	DefaultTopic              = "orders"
+	DefaultSource             = "orderflow"
+	DefaultMaxBufferedRecords = 100_000
+	DefaultMaxBufferedBytes   = 256 << 20
+	DefaultLinger             = 5 * time.Millisecond
+	DefaultDeliveryTimeout    = 10 * time.Second
+	DefaultSweepInterval      = time.Second
+	DefaultSweepGrace         = 30 * time.Second
+	DefaultSweepLimit         = 1000
+	DefaultDeleteInterval     = 10 * time.Millisecond
+	DefaultDeleteBatch        = 5000
+	DefaultCompression        = "snappy"
+)
+
+// DefaultConfig returns a Config with every default filled in. Brokers,
+// MetadataMinAge and ClientID have no default of their own.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if cfg.Topic == "" {
+		cfg.Topic = DefaultTopic
+	}
+	if cfg.Source == "" {
+		cfg.Source = DefaultSource
+	}
+	if cfg.Compression == "" {
+		cfg.Compression = DefaultCompression
+	}
+	defInt(&cfg.MaxBufferedRecords, DefaultMaxBufferedRecords)
+	defInt(&cfg.MaxBufferedBytes, DefaultMaxBufferedBytes)
+	defInt(&cfg.SweepLimit, DefaultSweepLimit)
+	defInt(&cfg.DeleteBatch, DefaultDeleteBatch)
+	def(&cfg.Linger, DefaultLinger)
+	def(&cfg.DeliveryTimeout, DefaultDeliveryTimeout)
+	def(&cfg.SweepInterval, DefaultSweepInterval)
+	def(&cfg.SweepGrace, DefaultSweepGrace)
+	def(&cfg.DeleteInterval, DefaultDeleteInterval)
+	return cfg
+}
+
+// Validate reports the first setting that is out of range or does not go
+// with another, naming its flag. Zero fields count as their defaults.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("-kafka-brokers: no brokers (leave it empty only to run the embedded broker)")
+	case c.Topic == "":
+		return errors.New("-kafka-topic: empty topic")
+	case c.MaxBufferedRecords < 1:
+		return fmt.Errorf("-kafka.max-buffered-records: %d, want at least 1", c.MaxBufferedRecords)
+	case c.MaxBufferedBytes < 1<<20:
+		return fmt.Errorf("-kafka.max-buffered-bytes: %d, want at least 1 MiB (1048576) so that any event fits", c.MaxBufferedBytes)
+	case c.Linger < 0 || c.Linger > time.Minute:
+		return fmt.Errorf("-kafka.linger: %v, want 0 to 1m", c.Linger)
+	case c.DeliveryTimeout < 100*time.Millisecond:
+		return fmt.Errorf("-kafka.delivery-timeout: %v, want at least 100ms", c.DeliveryTimeout)
+	case c.SweepInterval <= 0:
+		return fmt.Errorf("-kafka.sweep-interval: %v, want more than 0", c.SweepInterval)
+	case c.SweepGrace <= c.DeliveryTimeout:
+		return fmt.Errorf("-kafka.sweep-grace: %v, want more than -kafka.delivery-timeout (%v) so the sweeper does not republish records still in flight",
+			c.SweepGrace, c.DeliveryTimeout)
+	case c.SweepLimit < 1:
+		return fmt.Errorf("-kafka.sweep-limit: %d, want at least 1", c.SweepLimit)
+	case c.DeleteInterval <= 0:
+		return fmt.Errorf("-kafka.delete-interval: %v, want more than 0", c.DeleteInterval)
+	case c.DeleteBatch < 1:
+		return fmt.Errorf("-kafka.delete-batch: %d, want at least 1", c.DeleteBatch)
+	case c.MetadataMinAge < 0:
+		return fmt.Errorf("-kafka.metadata-min-age: %v, want 0 (default) or more", c.MetadataMinAge)
+	case c.Compression != "snappy" && c.Compression != "none":
+		return fmt.Errorf("-kafka.compression: %q, want snappy or none", c.Compression)
+	}
+	return nil
+}
+
+// kgoOpts translates c into franz-go options: the one place functional
+// options appear. log may be nil.
+func (c Config) kgoOpts(log *slog.Logger) []kgo.Opt {
+	codec := kgo.SnappyCompression()
+	if c.Compression == "none" {
+		codec = kgo.NoCompression()
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.DefaultProduceTopic(c.Topic),
+		// acks=all and idempotence (kgo's default, never disabled): a
+		// record is acknowledged only once every in-sync replica has it,
+		// and retries inside one producer session neither duplicate nor
+		// reorder records of a partition.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// Key = order id, hashed with Kafka's murmur2 like the Java client:
+		// all events of an order land in one partition, in produce order.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		// The topic is pre-created (by operators, or SeedTopics in the
+		// embedded broker). Never failing records for an unknown topic
+		// means a topic that is briefly missing from metadata costs
+		// latency, not a failed record; DeliveryTimeout still bounds it.
+		kgo.UnknownTopicRetries(-1),
+		kgo.MaxBufferedRecords(c.MaxBufferedRecords),
+		kgo.MaxBufferedBytes(c.MaxBufferedBytes),
+		kgo.ProducerLinger(c.Linger),
+		// No kgo.RecordDeliveryTimeout: see DeliveryTimeout.
+		kgo.ProducerBatchCompression(codec),
+	}
+	if c.MetadataMinAge > 0 {
+		opts = append(opts, kgo.MetadataMinAge(c.MetadataMinAge))
+	}
+	if c.ClientID != "" {
+		opts = append(opts, kgo.ClientID(c.ClientID))
+	}
+	if log != nil {
+		opts = append(opts, kgo.WithLogger(kgoLogger{log}))
+	}
+	return opts
+}
+
+// kgoLogger passes the client's warnings and errors to slog.
+type kgoLogger struct{ l *slog.Logger }
+
+func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lvl := slog.LevelInfo
+	switch level {
+	case kgo.LogLevelError:
+		lvl = slog.LevelError
+	case kgo.LogLevelWarn:
+		lvl = slog.LevelWarn
+	case kgo.LogLevelDebug:
+		lvl = slog.LevelDebug
+	}
+	k.l.Log(context.Background(), lvl, "kafka client: "+msg, keyvals...)
+}

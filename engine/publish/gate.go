@@ -1,0 +1,128 @@
+package publish
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// clockMargin absorbs skew between this process's clock and PostgreSQL's
+// now(), which the sweeper's "enqueued_at < now() - grace" uses.
+const clockMargin = time.Second
+
+// gate keeps an order's later events off the fast path while an earlier event
+// of it waits in the outbox for the sweeper, so that the fast path never
+// overtakes the sweeper within one order (v2 on the topic before v1).
+//
+// An order is held from the moment one of its events leaves the fast path
+// (skipped because the buffer was full, failed by the client, or itself held)
+// until the sweeper has finished a pass that covered every row enqueued up to
+// that moment (swept). Each held event refreshes the hold, so a held order's
+// events all go through the sweeper, in version order, until it catches up.
+// Version 1 (order.created) is never held by the global hold: no earlier
+// version of it exists.
+//
+// The hot path pays one atomic load while nothing is held. Safe for
+// concurrent use.
+type gate struct {
+	active atomic.Bool // global != 0 || len(orders) > 0
+
+	mu     sync.Mutex
+	global int64            // unix ns; hold every version>1 event while global >= swept; 0 = off
+	orders map[string]int64 // order id -> unix ns of its last event that left the fast path
+	swept  int64            // unix ns: every row enqueued before it has been published and deleted
+}
+
+func newGate() *gate {
+	return &gate{orders: make(map[string]int64)}
+}
+
+// admit reports whether an event of order id at version may take the fast
+// path at time now (unix ns). When it reports false the event is held: the
+// caller leaves it to the sweeper. id is not retained.
+func (g *gate) admit(id string, version int32, now int64) bool {
+	if !g.active.Load() {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t, ok := g.orders[id]; ok {
+		if t >= g.swept {
+			g.orders[id] = now // existing key: no allocation
+			return false
+		}
+		delete(g.orders, id)
+	}
+	if version > 1 && g.global != 0 && g.global >= g.swept {
+		g.orders[strings.Clone(id)] = now // copy: id is a view into request memory
+		return false
+	}
+	g.setActive()
+	return true
+}
+
+// hold marks order id as having an event that left the fast path at now.
+// id is copied if kept.
+func (g *gate) hold(id string, now int64) {
+	g.mu.Lock()
+	if t, ok := g.orders[id]; !ok {
+		g.orders[strings.Clone(id)] = now
+	} else if t < now {
+		g.orders[id] = now
+	}
+	g.active.Store(true)
+	g.mu.Unlock()
+}
+
+// holdAll holds every version>1 event until the sweeper has covered now:
+// used at start, when rows a crashed instance left behind are unknown.
+func (g *gate) holdAll(now int64) {
+	g.mu.Lock()
+	g.global = now
+	g.active.Store(true)
+	g.mu.Unlock()
+}
+
+// releaseAll drops the hold that holdAll(at) set, if no later one replaced
+// it: the outbox was found empty.
+func (g *gate) releaseAll(at int64) {
+	g.mu.Lock()
+	if g.global == at {
+		g.global = 0
+	}
+	g.setActive()
+	g.mu.Unlock()
+}
+
+// advance records that every row enqueued before swept (unix ns) has been
+// published and deleted, and forgets the holds that covers.
+func (g *gate) advance(swept int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if swept <= g.swept {
+		return
+	}
+	g.swept = swept
+	for id, t := range g.orders {
+		if t < swept {
+			delete(g.orders, id)
+		}
+	}
+	if g.global != 0 && g.global < swept {
+		g.global = 0
+	}
+	g.setActive()
+}
+
+// held reports how many orders are held (for tests and logs).
+func (g *gate) held() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.orders)
+}
+
+// setActive must be called with mu held.
+func (g *gate) setActive() {
+	g.active.Store(g.global != 0 || len(g.orders) > 0)
+}

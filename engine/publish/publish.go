@@ -1,0 +1,446 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/engine/internal/bytesutil"
+	"github.com/orderflow/orderflow/engine/metrics"
+	"github.com/orderflow/orderflow/engine/order"
+)
+
+// Outbox is the outbox table as the publisher sees it. *store.Store
+// implements it. Implementations must be safe for concurrent use.
+type Outbox interface {
+	// DeleteEvents deletes the rows with these keys; missing rows are not an
+	// error. keys are valid only during the call.
+	DeleteEvents(ctx context.Context, keys []order.EventKey) error
+
+	// SweepEvents, in one transaction, selects up to limit rows enqueued
+	// more than olderThan ago, ordered by order id and version, skipping
+	// rows another transaction has locked (FOR UPDATE SKIP LOCKED), and
+	// calls fn with them (events valid only during fn). If fn returns nil
+	// it deletes those rows and commits; otherwise it rolls back and
+	// returns fn's error. It returns the number of rows selected.
+	SweepEvents(ctx context.Context, olderThan time.Duration, limit int, fn func(events []order.Event) error) (int, error)
+
+	// OutboxBacklog counts the rows in the outbox.
+	OutboxBacklog(ctx context.Context) (int64, error)
+}
+
+// Timeouts of the background Outbox calls.
+const (
+	deleteTimeout  = 5 * time.Second
+	backlogTimeout = 5 * time.Second
+	// errLogEvery rate-limits the log lines for per-record failures; the
+	// counters have every one.
+	errLogEvery = 5 * time.Second
+)
+
+// Constant CloudEvents header values, converted once.
+var (
+	hdrSpecVersion   = []byte("1.0")
+	hdrContentType   = []byte("application/json")
+	hdrCreated       = []byte(order.EventCreated)
+	hdrStatusChanged = []byte(order.EventStatusChanged)
+)
+
+// ceTimeLayout is ce_time: RFC 3339, UTC, always with microseconds (the
+// precision orderflow stores times with).
+const ceTimeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+// counter is the part of a Prometheus counter the hot path uses; resolving
+// label values once keeps the lookup off it.
+type counter interface{ Inc() }
+
+// Publisher relays committed outbox rows to Kafka: a fast path for the
+// events the writers just committed, a deleter for the rows the broker
+// acknowledged and a sweeper for everything else. Create it with New, call
+// Start, and Shutdown when done. Its methods are safe for concurrent use.
+type Publisher struct {
+	cfg    Config
+	ob     Outbox
+	cl     *kgo.Client
+	log    *slog.Logger
+	m      *metrics.Metrics
+	gate   *gate
+	source []byte // ce_source, read-only once New returns
+
+	fastOK, fastErr, sweepOK, sweepErr counter
+	sweepRunsOK, sweepRunsErr          counter
+
+	// inflight and inflightBytes count records handed to the client whose
+	// promise has not run: the fast path's own bound check, so that a full
+	// client fails fast here instead of queueing an ErrMaxBuffered promise.
+	inflight      atomic.Int64
+	inflightBytes atomic.Int64
+
+	fastPromise  func(*kgo.Record, error) // method values, bound once
+	sweepPromise func(*kgo.Record, error)
+
+	// win is the produce context of the current deadline window: fast-path
+	// records share one context per window instead of allocating one each.
+	win atomic.Pointer[window]
+
+	del deleter
+
+	startNanos  int64 // when New ran: the holdAll mark
+	cancelSweep context.CancelFunc
+	stopDelete  chan struct{}
+	sweepWG     sync.WaitGroup // sweeper and gauge loops
+	deleteWG    sync.WaitGroup // deleter
+	started     atomic.Bool
+	shut        atomic.Bool
+	lastErrLog  atomic.Int64
+}
+
+// New validates cfg (zero fields take their defaults) and creates the Kafka
+// client; it does not contact the brokers. m nil means a private
+// metrics.New(); log nil means slog.Default(). Call Start, then Shutdown.
+func New(cfg Config, ob Outbox, m *metrics.Metrics, log *slog.Logger) (*Publisher, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if ob == nil {
+		return nil, errors.New("publish: nil Outbox")
+	}
+	if m == nil {
+		m = metrics.New()
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	cl, err := kgo.NewClient(cfg.kgoOpts(log)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	p := &Publisher{
+		cfg:          cfg,
+		ob:           ob,
+		cl:           cl,
+		log:          log,
+		m:            m,
+		gate:         newGate(),
+		source:       []byte(cfg.Source),
+		fastOK:       m.Published.WithLabelValues("fast", "ok"),
+		fastErr:      m.Published.WithLabelValues("fast", "error"),
+		sweepOK:      m.Published.WithLabelValues("sweep", "ok"),
+		sweepErr:     m.Published.WithLabelValues("sweep", "error"),
+		sweepRunsOK:  m.SweepRuns.WithLabelValues("ok"),
+		sweepRunsErr: m.SweepRuns.WithLabelValues("error"),
+		startNanos:   time.Now().UnixNano(),
+		stopDelete:   make(chan struct{}),
+	}
+	p.fastPromise = p.onFastAck
+	p.sweepPromise = p.onSweepAck
+	p.del.init(cfg)
+	// Rows a crashed instance left behind are unknown until the first
+	// backlog count: until then (or until the sweeper has covered this
+	// moment) status changes stay off the fast path. See gate.
+	p.gate.holdAll(p.startNanos)
+	return p, nil
+}
+
+// Client returns the underlying Kafka client, for metrics and tests. Do
+// not produce through it, flush it or close it.
+func (p *Publisher) Client() *kgo.Client { return p.cl }
+
+// Start starts the deleter, the sweeper and the backlog gauge. Call it once;
+// Shutdown stops them.
+func (p *Publisher) Start() {
+	if p.started.Swap(true) || p.shut.Load() {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancelSweep = cancel
+	p.sweepWG.Go(func() { p.sweepLoop(ctx) })
+	p.sweepWG.Go(func() { p.gaugeLoop(ctx) })
+	p.deleteWG.Go(p.deleteLoop)
+}
+
+// Shutdown stops the sweeper (a sweep in progress is abandoned and its rows
+// stay for the next run), flushes the client so that every event handed to
+// it is acknowledged or failed, deletes the acknowledged rows, closes the
+// client and waits for every goroutine. Call it after the writers stopped
+// calling Publish. It returns the first of the flush and delete errors, e.g.
+// ctx's when the deadline came first; the client is closed either way.
+// Calling it again returns nil at once.
+func (p *Publisher) Shutdown(ctx context.Context) error {
+	if p.shut.Swap(true) {
+		return nil
+	}
+	t := time.Now()
+	if p.cancelSweep != nil {
+		p.cancelSweep()
+	}
+	p.sweepWG.Wait()
+	p.log.Info("publish shutdown: sweeper stopped", "took", time.Since(t))
+
+	t = time.Now()
+	buffered := p.cl.BufferedProduceRecords()
+	ferr := p.cl.Flush(ctx)
+	if ferr != nil {
+		ferr = fmt.Errorf("flush kafka client with %d records buffered: %w", buffered, ferr)
+	}
+	p.log.Info("publish shutdown: kafka client flushed", "records", buffered, "took", time.Since(t), "err", ferr)
+
+	t = time.Now()
+	close(p.stopDelete)
+	p.deleteWG.Wait()
+	n, derr := p.del.drain(ctx, p)
+	p.log.Info("publish shutdown: acknowledged rows deleted", "rows", n, "took", time.Since(t), "err", derr)
+
+	if w := p.win.Load(); w != nil {
+		w.cancel() // flushed: no record needs it
+	}
+	t = time.Now()
+	p.cl.Close()
+	p.log.Info("publish shutdown: kafka client closed", "took", time.Since(t))
+	return errors.Join(ferr, derr)
+}
+
+// Publish hands events that were just committed to the fast path and
+// returns at once: it never blocks on Kafka. It copies what it keeps, so
+// the events may be reused as soon as it returns. Call it in commit order:
+// events of one order reach Kafka in the order Publish saw them.
+//
+// An event is left in the outbox for the sweeper, and counted in
+// PublishDropped, when the client's buffer is at its bound, or while an
+// earlier event of its order is waiting for the sweeper (see doc.go).
+func (p *Publisher) Publish(events []order.Event) {
+	if len(events) == 0 {
+		return
+	}
+	now := time.Now()
+	nowNanos := now.UnixNano()
+	maxRecs, maxBytes := int64(p.cfg.MaxBufferedRecords), int64(p.cfg.MaxBufferedBytes)
+	for i := range events {
+		ev := &events[i]
+		if !p.gate.admit(ev.OrderID, ev.Version, nowNanos) {
+			p.m.PublishDropped.Inc()
+			continue
+		}
+		size := eventSize(ev, len(p.source))
+		if p.inflight.Load() >= maxRecs || p.inflightBytes.Load()+size > maxBytes {
+			p.gate.hold(ev.OrderID, nowNanos)
+			p.m.PublishDropped.Inc()
+			continue
+		}
+		r := getRecord()
+		p.fill(r, ev)
+		r.start = now
+		p.inflight.Add(1)
+		p.inflightBytes.Add(r.size)
+		p.cl.TryProduce(p.window(nowNanos), &r.rec, p.fastPromise)
+	}
+}
+
+// window is a produce context shared by the fast-path records handed over
+// in one slice of time. kgo fails a batch when the context of its first
+// (oldest) record is done, and only while that is safe for idempotence, which
+// makes DeliveryTimeout a per-record bound measured from Publish, give or take
+// windowSlices of it.
+type window struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline int64 // unix ns
+}
+
+// windowSlices is how many windows one DeliveryTimeout spans: a record may
+// get up to DeliveryTimeout/windowSlices more than DeliveryTimeout.
+const windowSlices = 20
+
+// window returns a context whose deadline is DeliveryTimeout after now, or
+// up to DeliveryTimeout/windowSlices later. It allocates once per window.
+func (p *Publisher) window(now int64) context.Context {
+	dt := int64(p.cfg.DeliveryTimeout)
+	w := p.win.Load()
+	if w != nil && w.deadline >= now+dt {
+		return w.ctx
+	}
+	deadline := now + dt + dt/windowSlices
+	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, deadline))
+	nw := &window{ctx: ctx, cancel: cancel, deadline: deadline}
+	// If another Publish installed a window meanwhile, ours still serves
+	// this call and ends at its deadline. The replaced window's context
+	// also ends at its own deadline: its records still need it.
+	p.win.CompareAndSwap(w, nw)
+	return ctx
+}
+
+// onFastAck is the fast path's promise. It runs serially on the client's
+// promise goroutine and must not block.
+func (p *Publisher) onFastAck(rec *kgo.Record, err error) {
+	r := rec.Context.(*pubRec)
+	p.inflight.Add(-1)
+	p.inflightBytes.Add(-r.size)
+	switch {
+	case err == nil:
+		p.fastOK.Inc()
+		p.m.PublishSeconds.Observe(time.Since(r.start).Seconds())
+		p.del.add(r.key, r.version)
+	case errors.Is(err, kgo.ErrMaxBuffered):
+		// Our bound check raced the client's; same outcome.
+		p.m.PublishDropped.Inc()
+		p.gate.hold(bytesutil.String(r.key), time.Now().UnixNano())
+	default:
+		p.fastErr.Inc()
+		p.gate.hold(bytesutil.String(r.key), time.Now().UnixNano())
+		p.logErr("fast path record failed; the sweeper republishes it", err)
+	}
+	putRecord(r)
+}
+
+// logErr logs at most one failure line per errLogEvery.
+func (p *Publisher) logErr(msg string, err error) {
+	now := time.Now().UnixNano()
+	last := p.lastErrLog.Load()
+	if now-last < int64(errLogEvery) || !p.lastErrLog.CompareAndSwap(last, now) {
+		return
+	}
+	p.log.Warn(msg, "err", err)
+}
+
+// gaugeLoop updates OutboxBacklog and ProducerBuffered every SweepInterval,
+// starting at once. The first count also settles the start-up hold: an
+// empty outbox means nothing was left behind.
+func (p *Publisher) gaugeLoop(ctx context.Context) {
+	first := true
+	t := time.NewTicker(p.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		p.m.ProducerBuffered.Set(float64(p.cl.BufferedProduceRecords()))
+		cctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+		n, err := p.ob.OutboxBacklog(cctx)
+		cancel()
+		if err == nil {
+			p.m.OutboxBacklog.Set(float64(n))
+			if first && n == 0 {
+				p.gate.releaseAll(p.startNanos)
+			}
+			first = false
+		} else if ctx.Err() == nil {
+			p.log.Warn("count outbox backlog", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pubRec is a pooled record with the buffers its Key, Value and headers
+// point into. rec.Context points back at the pubRec itself (kgo documents
+// Record.Context as the place for per-record enrichment), which is how a
+// promise finds it without a map or a closure per record; as a context it is
+// context.Background, so it never cancels the record.
+type pubRec struct {
+	context.Context
+
+	rec  kgo.Record
+	hdrs [6]kgo.RecordHeader
+
+	key, value, id, ts, typ []byte
+
+	version int32
+	size    int64     // rec's key+value+header bytes, as kgo counts them
+	start   time.Time // hand-off time, for PublishSeconds
+	sweep   *sweepBatch
+}
+
+// maxPooledBuf is the largest buffer a pooled record keeps (64 KiB, the
+// request-sized cap of STYLE.md).
+const maxPooledBuf = 64 << 10
+
+var recPool = sync.Pool{New: func() any { return &pubRec{Context: context.Background()} }}
+
+// getRecord returns an empty record. Follow with putRecord, only once its
+// promise has run.
+func getRecord() *pubRec { return recPool.Get().(*pubRec) }
+
+// putRecord resets r and returns it to the pool. Only call it from r's
+// promise (or for a record never produced): after that kgo no longer reads r.
+func putRecord(r *pubRec) {
+	r.reset()
+	recPool.Put(r)
+}
+
+func (r *pubRec) reset() {
+	r.rec = kgo.Record{}
+	r.hdrs = [6]kgo.RecordHeader{}
+	r.key = capBuf(r.key)
+	r.value = capBuf(r.value)
+	r.id = capBuf(r.id)
+	r.ts = capBuf(r.ts)
+	r.typ = capBuf(r.typ)
+	r.version, r.size, r.start, r.sweep = 0, 0, time.Time{}, nil
+}
+
+func capBuf(b []byte) []byte {
+	if cap(b) > maxPooledBuf {
+		return nil
+	}
+	return b[:0]
+}
+
+// fill copies ev into r's buffers and sets up r.rec per CONTRACT.md.
+func (p *Publisher) fill(r *pubRec, ev *order.Event) {
+	r.key = append(r.key[:0], ev.OrderID...)
+	r.value = append(r.value[:0], ev.Payload...)
+	r.id = append(r.id[:0], ev.OrderID...)
+	r.id = append(r.id, '/')
+	r.id = strconv.AppendInt(r.id, int64(ev.Version), 10)
+	r.ts = ev.Time.UTC().AppendFormat(r.ts[:0], ceTimeLayout)
+	var typ []byte
+	switch ev.Type {
+	case order.EventCreated:
+		typ = hdrCreated
+	case order.EventStatusChanged:
+		typ = hdrStatusChanged
+	default:
+		r.typ = append(r.typ[:0], ev.Type...)
+		typ = r.typ
+	}
+	r.hdrs = [6]kgo.RecordHeader{
+		{Key: "ce_specversion", Value: hdrSpecVersion},
+		{Key: "ce_type", Value: typ},
+		{Key: "ce_source", Value: p.source},
+		{Key: "ce_id", Value: r.id},
+		{Key: "ce_time", Value: r.ts},
+		{Key: "content-type", Value: hdrContentType},
+	}
+	r.rec = kgo.Record{
+		Key:       r.key,
+		Value:     r.value,
+		Headers:   r.hdrs[:],
+		Timestamp: ev.Time,
+		Context:   r,
+	}
+	r.version = ev.Version
+	var size int
+	for _, h := range r.hdrs {
+		size += len(h.Key) + len(h.Value)
+	}
+	r.size = int64(len(r.key) + len(r.value) + size)
+}
+
+// fixedHeaderBytes is the header bytes of a record that do not depend on the
+// event: keys, ce_specversion, content-type, and "/" in ce_id.
+var fixedHeaderBytes = len("ce_specversion") + len("ce_type") + len("ce_source") + len("ce_id") + len("ce_time") +
+	len("content-type") + len(hdrSpecVersion) + len(hdrContentType) + 1
+
+// eventSize estimates (from above, within a few bytes) the bytes kgo will
+// count for ev's record, before filling one.
+func eventSize(ev *order.Event, sourceLen int) int64 {
+	return int64(2*len(ev.OrderID) + len(ev.Payload) + len(ev.Type) + sourceLen + len(ceTimeLayout) + 11 + fixedHeaderBytes)
+}
