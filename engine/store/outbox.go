@@ -38,6 +38,10 @@ func eventKeyArgs(keys []order.EventKey) (ids []string, versions []int32) {
 	return ids, versions
 }
 
+// sweepLockKey is the advisory lock that serialises sweeps ("orderflow
+// outbox sweep" in ASCII, truncated to 64 bits).
+const sweepLockKey int64 = 0x6f75_7462_6f78_7377
+
 const sweepEventsSQL = `SELECT order_id, version, ce_type, ce_time, payload FROM outbox
 WHERE enqueued_at < now() - $1::bigint * interval '1 microsecond'
 ORDER BY order_id, version
@@ -50,7 +54,10 @@ FOR UPDATE SKIP LOCKED`
 // the same row). If fn returns nil, exactly those rows are deleted and the
 // transaction commits; otherwise it rolls back, the rows stay, and fn's
 // error is returned. fn is not called when no row qualifies. It returns the
-// number of rows fn published (0 on error).
+// number of rows fn published (0 on error). Only one sweep runs at a time
+// across all instances (a transaction-level advisory lock): a sweep that
+// finds another one running returns 0 at once without calling fn, so each
+// order's rows are published in version order.
 //
 // The events' strings and payloads are valid only during fn. fn runs while
 // the rows are locked and a connection is held: keep it bounded (ctx). Safe
@@ -65,6 +72,17 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 		fnErr  error
 	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// One sweep at a time across the fleet: with row locks alone, two
+		// sweeps could split one order's rows at a page boundary and publish
+		// its v3 before its v1. The transaction-level lock is released at
+		// COMMIT/ROLLBACK, also when the connection dies.
+		var mine bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&mine); err != nil {
+			return err
+		}
+		if !mine {
+			return nil // another instance is sweeping; try again next interval
+		}
 		rows, err := tx.Query(ctx, sweepEventsSQL, olderThan.Microseconds(), limit)
 		if err != nil {
 			return err

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/engine/order"
+	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
 // writeN commits n orders ord_000… and returns their event keys.
@@ -107,7 +107,7 @@ func TestSweepEvents(t *testing.T) {
 	}
 }
 
-func TestSweepEventsSkipLocked(t *testing.T) {
+func TestSweepEventsOneAtATime(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	ctx := context.Background()
 	writeN(t, s, 10)
@@ -140,15 +140,25 @@ func TestSweepEventsSkipLocked(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first sweep: %v", err)
 	}
-	if n1 != 6 || len(first) != 6 || len(second) != 4 {
-		t.Fatalf("sweeps got %v and %v; want 6 and the other 4", first, second)
+	// One sweep at a time (advisory lock): the concurrent one gets nothing.
+	if n1 != 6 || len(first) != 6 || len(second) != 0 {
+		t.Fatalf("sweeps got %v and %v; want 6 and none for the concurrent sweep", first, second)
 	}
 	for _, id := range second {
 		if slices.Contains(first, id) {
 			t.Fatalf("row %s handed to both sweeps: %v / %v", id, first, second)
 		}
 	}
-	if n := backlog(t, s); n != 0 {
-		t.Fatalf("backlog = %d; want 0", n)
+	if n := backlog(t, s); n != 4 {
+		t.Fatalf("backlog = %d; want the 4 rows left for the next sweep", n)
+	}
+	n2, err := s.SweepEvents(ctx, 0, 6, func(evs []order.Event) error { second = ids(evs); return nil })
+	if err != nil || n2 != 4 {
+		t.Fatalf("next sweep = %d, %v; want 4", n2, err)
+	}
+	for _, id := range second {
+		if slices.Contains(first, id) {
+			t.Fatalf("row %s handed to both sweeps: %v / %v", id, first, second)
+		}
 	}
 }
