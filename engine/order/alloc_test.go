@@ -44,6 +44,27 @@ func TestZeroAllocs(t *testing.T) {
 		}
 	})
 
+	// The jsoniter decoder (decode_jsoniter.go): 0 on bodies without
+	// escapes. On valid_escaped.json jsoniter's own Skip allocates while
+	// skipping the unknown fields "note" (an escaped string: ReadString) and
+	// "meta" (an object holding one: ReadObjectCB + ReadString); the known
+	// fields are read without allocating.
+	decodeJ := func(body []byte) {
+		b.reset()
+		if _, err := b.decodeOrderJsoniter(body, testReceived, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decodeJ(typical)
+	decodeJ(escaped)
+	assertNoAllocs(t, "decodeOrderJsoniter(typical 3-item order)", func() { decodeJ(typical) })
+	escapedKnown := []byte(`{"id":"ord\u005f42","user_id":"Ren\u00e9e \"R\" O\\Brien","currency":"USD","items":[{"sku":"\u006dilk-1l","qty":2}]}`)
+	decodeJ(escapedKnown)
+	assertNoAllocs(t, "decodeOrderJsoniter(escapes in known fields only)", func() { decodeJ(escapedKnown) })
+	if n := testing.AllocsPerRun(200, func() { decodeJ(escaped) }); n != 4 {
+		t.Errorf("decodeOrderJsoniter(valid_escaped.json): %v allocs per run; want 4 (jsoniter's Skip of escaped unknown fields)", n)
+	}
+
 	o := decode(typical)
 	assertNoAllocs(t, "Price", func() {
 		if err := o.Price(pb); err != nil {
@@ -81,6 +102,20 @@ func TestZeroAllocs(t *testing.T) {
 	assertNoAllocs(t, "DecodeStatus(escaped)", func() {
 		if st, err := DecodeStatus(statusEsc); err != nil || st != StatusDelivering {
 			t.Fatal(st, err)
+		}
+	})
+
+	update := []byte(`{"id":"ord_1","status":"paid","note":"x"}`)
+	updateEsc := []byte(`{"\u0069d":"ord\u005f1","status":"p\u0061id"}`)
+	idBuf := make([]byte, 0, MaxIDLen)
+	assertNoAllocs(t, "DecodeStatusUpdate", func() {
+		if id, st, err := DecodeStatusUpdate(update, idBuf[:0]); err != nil || st != StatusPaid || string(id) != "ord_1" {
+			t.Fatal(id, st, err)
+		}
+	})
+	assertNoAllocs(t, "DecodeStatusUpdate(escaped)", func() {
+		if id, st, err := DecodeStatusUpdate(updateEsc, idBuf[:0]); err != nil || st != StatusPaid || string(id) != "ord_1" {
+			t.Fatal(id, st, err)
 		}
 	})
 

@@ -128,11 +128,87 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzDecodeStatus: never panics; what it accepts encoding/json decodes to
-// the same status name.
+// FuzzDecodeImpls: the scanner and jsoniter decoders agree on every body:
+// both accept or both reject; rejections carry the same Code and Field;
+// accepted orders have the same fields and items, in arena memory (not
+// aliasing the body).
+func FuzzDecodeImpls(f *testing.F) {
+	addSeeds(f)
+	for _, s := range []string{
+		`{"id":"a","user_id":"u\"","items":[{"sku":"s","qty":1,"x":"\\\""}],"\"":1}`,
+		`{"x":1e999,"id":"a","user_id":"u","items":[{"sku":"s","qty":1}]}`,
+		`{"id":"a","user_id":"u","items":[{"sku":"s","qty":1,"price_cents":1e999}]}`,
+		`{"id":"a","user_id":"u","items":[{"sku":"s","qty":1},{"sku":"t","qty":null}]}`,
+		`{"id":"a","user_id":"u","items":[{"SKU":"s","qty":1}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		bs, bj := GetBatch(), GetBatch()
+		defer PutBatch(bs)
+		defer PutBatch(bj)
+		inS, inJ := bytes.Clone(body), bytes.Clone(body)
+		os, errS := bs.decodeOrderScanner(inS, testReceived, []byte("k"))
+		oj, errJ := bj.decodeOrderJsoniter(inJ, testReceived, []byte("k"))
+		if (errS == nil) != (errJ == nil) {
+			t.Fatalf("body %q: scanner %v; jsoniter %v", body, errS, errJ)
+		}
+		if errS != nil {
+			var vs, vj *ValidationError
+			if !errors.As(errS, &vs) || !errors.As(errJ, &vj) || vs.Code != vj.Code || vs.Field != vj.Field || vj.Message == "" {
+				t.Fatalf("body %q: scanner %#v; jsoniter %#v", body, errS, errJ)
+			}
+			if bj.Len() != 0 || len(bj.items) != 0 {
+				t.Fatalf("body %q: jsoniter left %d orders, %d items after an error", body, bj.Len(), len(bj.items))
+			}
+			return
+		}
+		for i := range inJ {
+			inJ[i] = 'X'
+		}
+		if os.ID != oj.ID || os.UserID != oj.UserID || os.Currency != oj.Currency || os.IdempotencyKey != oj.IdempotencyKey ||
+			!os.CreatedAt.Equal(oj.CreatedAt) || os.HasCreatedAt != oj.HasCreatedAt || !os.ReceivedAt.Equal(oj.ReceivedAt) ||
+			len(os.Items) != len(oj.Items) || cap(oj.Items) != len(oj.Items) {
+			t.Fatalf("body %q: scanner %+v; jsoniter %+v", body, os, oj)
+		}
+		for i := range os.Items {
+			if os.Items[i] != oj.Items[i] {
+				t.Fatalf("body %q: item %d: scanner %+v; jsoniter %+v", body, i, os.Items[i], oj.Items[i])
+			}
+		}
+	})
+}
+
+// FuzzDecodeStatus: DecodeStatus and DecodeStatusUpdate never panic; what
+// they accept encoding/json decodes to the same status name (and id).
 func FuzzDecodeStatus(f *testing.F) {
 	addSeeds(f)
+	for _, s := range []string{
+		`{"id":"ord_1","status":"paid"}`,
+		`{"\u0069d":"ord\u005f1","status":"p\u0061id","x":[{"id":1}]}`,
+		`{"id":"ord_1","ID":"x","status":"paid"}`,
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		dst := []byte("dst")
+		id, ust, err := DecodeStatusUpdate(body, dst)
+		if err != nil {
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Code == "" || id != nil || ust != 0 {
+				t.Fatalf("DecodeStatusUpdate(%q): bad result %q, %v, %#v", body, id, ust, err)
+			}
+		} else {
+			var ref struct {
+				ID     *string `json:"id"`
+				Status *string `json:"status"`
+			}
+			if err := json.Unmarshal(body, &ref); err != nil || ref.ID == nil || *ref.ID != string(id) || !validID(id) ||
+				ref.Status == nil || *ref.Status != ust.String() || string(dst) != "dst" {
+				t.Fatalf("DecodeStatusUpdate(%q) = %q, %v; encoding/json: %v, %v, %v", body, id, ust, ref.ID, ref.Status, err)
+			}
+		}
+
 		st, err := DecodeStatus(body)
 		if err != nil {
 			var ve *ValidationError

@@ -7,11 +7,13 @@ import (
 	jsoniter "github.com/json-iterator/go"
 )
 
-// BenchmarkDecode compares DecodeOrder with encoding/json and jsoniter's
-// ConfigFastest decoding into a tagged struct (which validate much less:
-// no duplicate keys, no UTF-8, no field rules, and allocate every string).
-// body=typical is a 3-item order without escapes, body=escaped takes the
-// unescaping path.
+// BenchmarkDecode compares the two order decoders (impl=orderflow_scanner:
+// decodeOrderScanner; impl=orderflow_jsoniter: decodeOrderJsoniter, the
+// scanner's validate-only walk plus jsoniter's Iterator) with encoding/json
+// and jsoniter's ConfigFastest decoding into a tagged struct (which validate
+// much less: no duplicate keys, no UTF-8, no field rules, and allocate every
+// string). body=typical is a 3-item order without escapes, body=escaped
+// takes the unescaping path.
 func BenchmarkDecode(b *testing.B) {
 	bodies := []struct{ name, file string }{
 		{"typical", "valid_typical.json"},
@@ -19,19 +21,24 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	for _, body := range bodies {
 		payload := readTestdata(b, body.file)
-		b.Run("impl=orderflow/body="+body.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(payload)))
-			batch := GetBatch()
-			defer PutBatch(batch)
-			key := []byte("idem-key-1")
-			for b.Loop() {
-				batch.reset()
-				if _, err := batch.DecodeOrder(payload, testReceived, key); err != nil {
-					b.Fatal(err)
+		for _, impl := range []struct {
+			name   string
+			decode decodeFunc
+		}{{"orderflow_scanner", (*Batch).decodeOrderScanner}, {"orderflow_jsoniter", (*Batch).decodeOrderJsoniter}} {
+			b.Run("impl="+impl.name+"/body="+body.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(payload)))
+				batch := GetBatch()
+				defer PutBatch(batch)
+				key := []byte("idem-key-1")
+				for b.Loop() {
+					batch.reset()
+					if _, err := impl.decode(batch, payload, testReceived, key); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 		b.Run("impl=encoding_json/body="+body.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))

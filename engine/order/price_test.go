@@ -17,7 +17,7 @@ func TestPrice(t *testing.T) {
 	pb := priceMap{"milk": 119, "bread": 249, "free": 0, "gold": math.MaxInt64 / 2, "neg": -1}
 	f := func(in string, wantTotal int64, code, field string) {
 		t.Helper()
-		o, err := decodeOne(in)
+		o, err := decodeOne((*Batch).DecodeOrder, in)
 		if err != nil {
 			t.Fatalf("DecodeOrder(%q): %v", in, err)
 		}
