@@ -16,12 +16,12 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	// HTTP front end.
-	HTTPRequests       *prometheus.CounterVec   // route, code
-	HTTPDuration       *prometheus.HistogramVec // route, code
-	AdmissionRejected  *prometheus.CounterVec   // reason: limit, timeout, body_bytes
-	InFlightRequests   prometheus.Gauge
-	InFlightCapacity   prometheus.Gauge
-	HandlerPanics      prometheus.Counter
+	HTTPRequests      *prometheus.CounterVec   // route, code
+	HTTPDuration      *prometheus.HistogramVec // route, code
+	AdmissionRejected *prometheus.CounterVec   // reason: limit, timeout, body_bytes
+	InFlightRequests  prometheus.Gauge
+	InFlightCapacity  prometheus.Gauge
+	HandlerPanics     prometheus.Counter
 
 	// Orders and status changes by result: created, duplicate, conflict,
 	// invalid, unprocessable, rejected, overloaded, failed, timeout.
@@ -41,13 +41,13 @@ type Metrics struct {
 	DBBisections  *prometheus.CounterVec   // op
 
 	// Outbox and Kafka.
-	Published         *prometheus.CounterVec // path: fast, sweep; result: ok, error
-	PublishSeconds    prometheus.Histogram   // hand-off to broker ack
-	PublishDropped    prometheus.Counter     // fast path full: left for the sweeper
-	OutboxBacklog     prometheus.Gauge       // rows waiting in the outbox table
-	OutboxDeleted     prometheus.Counter
-	ProducerBuffered  prometheus.Gauge // records buffered in the Kafka client
-	SweepRuns         *prometheus.CounterVec // result: ok, error
+	Published        *prometheus.CounterVec // path: fast, sweep; result: ok, error
+	PublishSeconds   prometheus.Histogram   // hand-off to broker ack
+	PublishDropped   prometheus.Counter     // fast path full: left for the sweeper
+	OutboxBacklog    prometheus.Gauge       // rows waiting in the outbox table
+	OutboxDeleted    prometheus.Counter
+	ProducerBuffered prometheus.Gauge       // records buffered in the Kafka client
+	SweepRuns        *prometheus.CounterVec // result: ok, error
 
 	// Catalog.
 	CatalogProducts   prometheus.Gauge

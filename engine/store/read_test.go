@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/engine/order"
+	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
 func TestGetOrder(t *testing.T) {

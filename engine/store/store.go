@@ -35,6 +35,9 @@ type Store struct {
 	errOther      prometheus.Counter
 	retries       prometheus.Counter
 	bisections    prometheus.Counter
+
+	// Metric children for op="status".
+	status statusMetrics
 }
 
 // stageTable is the per-connection temporary table WriteOrders copies a
@@ -105,6 +108,7 @@ func New(ctx context.Context, cfg Config, m *metrics.Metrics, log *slog.Logger) 
 		errOther:      m.CommitErrors.WithLabelValues(op, "other"),
 		retries:       m.DBRetries.WithLabelValues(op),
 		bisections:    m.DBBisections.WithLabelValues(op),
+		status:        newStatusMetrics(m),
 	}, nil
 }
 

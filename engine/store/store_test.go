@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/engine/metrics"
 	"github.com/orderflow/orderflow/engine/order"
+	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
 // newTestStore returns a migrated Store on a fresh database, its URL and its

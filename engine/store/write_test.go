@@ -10,9 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/engine/metrics"
 	"github.com/orderflow/orderflow/engine/order"
+	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
 const (

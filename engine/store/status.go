@@ -1,0 +1,350 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderflow/orderflow/engine/metrics"
+	"github.com/orderflow/orderflow/engine/order"
+)
+
+type statusMetrics struct {
+	commitSeconds prometheus.Observer
+	errRetryable  prometheus.Counter
+	errOther      prometheus.Counter
+	retries       prometheus.Counter
+}
+
+func newStatusMetrics(m *metrics.Metrics) statusMetrics {
+	const op = "status"
+	return statusMetrics{
+		commitSeconds: m.CommitSeconds.WithLabelValues(op),
+		errRetryable:  m.CommitErrors.WithLabelValues(op, "retryable"),
+		errOther:      m.CommitErrors.WithLabelValues(op, "other"),
+		retries:       m.DBRetries.WithLabelValues(op),
+	}
+}
+
+// lockOrdersSQL reads and locks the current state of every order a batch of
+// status changes touches. ORDER BY id makes every status transaction lock
+// rows in one order (the database collation's, the same for all of them), so
+// two batches touching the same orders wait for each other instead of
+// deadlocking.
+const lockOrdersSQL = `SELECT id, status, version FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+
+// applyStatusSQL writes each changed order's final state in one statement.
+const applyStatusSQL = `UPDATE orders AS o SET status = u.status, version = u.version, updated_at = u.at
+FROM unnest($1::text[], $2::text[], $3::int4[], $4::timestamptz[]) AS u(id, status, version, at)
+WHERE o.id = u.id`
+
+var (
+	statusOutboxColumns = outboxColumns
+)
+
+// orderState is one order's state while a batch of changes is applied.
+type orderState struct {
+	found   bool
+	changed bool
+	status  order.Status
+	version int32
+	at      time.Time
+}
+
+// statusState is the working memory of one WriteStatus call, pooled.
+type statusState struct {
+	ups     []*order.Update
+	owner   []*order.UpdateBatch // owner[i] holds ups[i] (its arena receives the event)
+	ids     []string
+	states  map[string]*orderState
+	slots   []orderState
+	applied []*order.Update
+
+	updIDs      []string
+	updStatuses []string
+	updVersions []int32
+	updAts      []time.Time
+	outbox      statusOutboxSource
+}
+
+var statusStatePool = sync.Pool{New: func() any {
+	w := &statusState{states: make(map[string]*orderState)}
+	w.outbox.init()
+	return w
+}}
+
+func (w *statusState) reset() {
+	clear(w.ups)
+	w.ups = w.ups[:0]
+	clear(w.owner)
+	w.owner = w.owner[:0]
+	clear(w.ids)
+	w.ids = w.ids[:0]
+	clear(w.states)
+	w.slots = w.slots[:0]
+	clear(w.applied)
+	w.applied = w.applied[:0]
+	clear(w.updIDs)
+	w.updIDs = w.updIDs[:0]
+	w.updStatuses = w.updStatuses[:0]
+	w.updVersions = w.updVersions[:0]
+	w.updAts = w.updAts[:0]
+	w.outbox.reset(nil)
+}
+
+// WriteStatus applies the status changes of batches in one transaction
+// (group commit) and sets every update's Outcome:
+//
+//   - UpdateApplied: committed with a new version, updated_at and one
+//     order.status_changed outbox row (Event holds its value);
+//   - UpdateNoop: the order already had that status (no new version);
+//   - UpdateNotFound, UpdateInvalid (the status machine forbids it);
+//   - UpdateFailed: not committed, or not known to be.
+//
+// Several changes to one order are applied in arrival order (batches in the
+// order given, each batch's updates in order), each checked against the state
+// the previous one left. The transaction locks the orders' rows (sorted),
+// decides every change in memory, writes each changed order once and copies
+// one outbox row per new version: one round trip per statement, whatever the
+// batch size. Retryable errors are retried like WriteOrders'. Safe for
+// concurrent use; retains nothing of the batches after it returns.
+func (s *Store) WriteStatus(ctx context.Context, batches []*order.UpdateBatch) {
+	start := time.Now()
+	w := statusStatePool.Get().(*statusState)
+	defer func() {
+		if cap(w.ups) <= maxPooledOrders {
+			w.reset()
+			statusStatePool.Put(w)
+		}
+	}()
+	for _, b := range batches {
+		for i := range b.Updates {
+			w.ups = append(w.ups, &b.Updates[i])
+			w.owner = append(w.owner, b)
+		}
+	}
+	if len(w.ups) == 0 {
+		return
+	}
+	for _, u := range w.ups {
+		if _, ok := w.states[u.OrderID]; !ok {
+			w.states[u.OrderID] = nil
+			w.ids = append(w.ids, u.OrderID)
+		}
+	}
+	slices.SortFunc(w.ids, strings.Compare)
+	err := s.statusRetrying(ctx, w)
+	if err != nil {
+		s.log.Warn("status batch not committed", "updates", len(w.ups), "err", err)
+		for _, u := range w.ups {
+			*u = order.Update{OrderID: u.OrderID, Status: u.Status, ReceivedAt: u.ReceivedAt, Outcome: order.UpdateFailed, Err: err}
+		}
+	}
+	s.status.commitSeconds.Observe(time.Since(start).Seconds())
+}
+
+func (s *Store) statusRetrying(ctx context.Context, w *statusState) error {
+	retries := 0
+	planRetried := false
+	attemptCtx := ctx
+	for {
+		err := s.statusOnce(attemptCtx, w)
+		if err == nil {
+			return nil
+		}
+		kind := classify(err)
+		if ctx.Err() != nil {
+			kind = kindOther
+		}
+		switch kind {
+		case kindCachedPlan:
+			s.status.errRetryable.Inc()
+			if planRetried {
+				return err
+			}
+			planRetried = true
+			s.status.retries.Inc()
+			continue
+		case kindRetryable:
+			s.status.errRetryable.Inc()
+			if retries >= s.cfg.MaxRetries {
+				return fmt.Errorf("%d retries: %w", retries, err)
+			}
+		default:
+			s.status.errOther.Inc()
+			return err
+		}
+		if serr := sleepCtx(ctx, s.backoff(retries)); serr != nil {
+			return err
+		}
+		retries++
+		s.status.retries.Inc()
+		attemptCtx = context.WithValue(ctx, pingOnAcquire{}, true)
+	}
+}
+
+// statusOnce runs one attempt: lock, decide, write, copy events, commit.
+func (s *Store) statusOnce(parent context.Context, w *statusState) (err error) {
+	ctx, cancel := context.WithTimeout(parent, s.cfg.TxTimeout)
+	defer cancel()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return &txError{step: "begin", err: err}
+	}
+	step := "lock orders"
+	defer func() {
+		if err == nil {
+			return
+		}
+		var ce *commitError
+		if errors.As(err, &ce) {
+			return
+		}
+		closed := tx.Conn().IsClosed()
+		_ = tx.Rollback(ctx)
+		err = &txError{step: step, err: err, connClosed: closed}
+	}()
+
+	// Fresh state for this attempt.
+	if cap(w.slots) < len(w.ids) {
+		w.slots = make([]orderState, len(w.ids))
+	}
+	w.slots = w.slots[:len(w.ids)]
+	clear(w.slots)
+	for i, id := range w.ids {
+		w.states[id] = &w.slots[i]
+	}
+	rows, err := tx.Query(ctx, lockOrdersSQL, w.ids)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		raw := rows.RawValues()
+		st := w.states[string(raw[0])] // map lookup by []byte: no allocation
+		if st == nil {
+			rows.Close()
+			return fmt.Errorf("BUG: locked an order that was not asked for")
+		}
+		var status pgtype.Text
+		var version pgtype.Int4
+		if err := rows.Scan(nil, &status, &version); err != nil {
+			rows.Close()
+			return err
+		}
+		ps, ok := order.ParseStatus(status.String)
+		if !ok {
+			rows.Close()
+			return fmt.Errorf("order has unknown status %q", status.String)
+		}
+		st.found, st.status, st.version = true, ps, version.Int32
+	}
+	rows.Close()
+	if err = rows.Err(); err != nil {
+		return err
+	}
+
+	// Decide every change in arrival order.
+	w.applied = w.applied[:0]
+	for i, u := range w.ups {
+		st := w.states[u.OrderID]
+		u.Event, u.Err = nil, nil
+		switch {
+		case !st.found:
+			u.Outcome, u.Previous, u.Version = order.UpdateNotFound, 0, 0
+		case u.Status == st.status:
+			u.Outcome, u.Previous, u.Version = order.UpdateNoop, st.status, st.version
+		case st.status.CanTransition(u.Status):
+			u.Outcome, u.Previous = order.UpdateApplied, st.status
+			st.status = u.Status
+			st.version++
+			st.at = u.ReceivedAt
+			st.changed = true
+			u.Version = st.version
+			arena := w.owner[i].Arena()
+			u.Event = arena.Append(func(dst []byte) []byte {
+				return order.AppendStatusChangedEvent(dst, u.OrderID, u.Status, u.Previous, u.Version, u.ReceivedAt)
+			})
+			w.applied = append(w.applied, u)
+		default:
+			u.Outcome, u.Previous, u.Version = order.UpdateInvalid, st.status, st.version
+		}
+	}
+	if len(w.applied) > 0 {
+		step = "update orders"
+		w.updIDs, w.updStatuses, w.updVersions, w.updAts = w.updIDs[:0], w.updStatuses[:0], w.updVersions[:0], w.updAts[:0]
+		for i, id := range w.ids {
+			st := &w.slots[i]
+			if !st.changed {
+				continue
+			}
+			w.updIDs = append(w.updIDs, id)
+			w.updStatuses = append(w.updStatuses, st.status.String())
+			w.updVersions = append(w.updVersions, st.version)
+			w.updAts = append(w.updAts, st.at)
+		}
+		if _, err = tx.Exec(ctx, applyStatusSQL, w.updIDs, w.updStatuses, w.updVersions, w.updAts); err != nil {
+			return err
+		}
+		step = "copy outbox"
+		w.outbox.reset(w.applied)
+		if _, err = tx.CopyFrom(ctx, outboxTable, statusOutboxColumns, &w.outbox); err != nil {
+			return err
+		}
+	}
+	if err = tx.Commit(ctx); err != nil {
+		return &commitError{err: err}
+	}
+	return nil
+}
+
+// statusOutboxSource copies one order.status_changed outbox row per applied
+// change, reusing one row of pgtype pointers like outboxSource.
+type statusOutboxSource struct {
+	ups     []*order.Update
+	i       int
+	orderID pgtype.Text
+	version pgtype.Int4
+	ceType  pgtype.Text
+	ceTime  pgtype.Timestamptz
+	payload bytea
+	row     []any
+}
+
+func (s *statusOutboxSource) init() {
+	s.ceType = pgtype.Text{String: order.EventStatusChanged, Valid: true}
+	s.row = []any{&s.orderID, &s.version, &s.ceType, &s.ceTime, &s.payload}
+}
+
+func (s *statusOutboxSource) reset(ups []*order.Update) {
+	s.ups, s.i = ups, -1
+	s.orderID, s.payload = pgtype.Text{}, bytea{}
+}
+
+// Next implements [pgx.CopyFromSource].
+func (s *statusOutboxSource) Next() bool {
+	s.i++
+	return s.i < len(s.ups)
+}
+
+// Values implements [pgx.CopyFromSource].
+func (s *statusOutboxSource) Values() ([]any, error) {
+	u := s.ups[s.i]
+	s.orderID = pgtype.Text{String: u.OrderID, Valid: true}
+	s.version = pgtype.Int4{Int32: u.Version, Valid: true}
+	s.ceTime = pgtype.Timestamptz{Time: u.ReceivedAt, Valid: true}
+	s.payload.b = u.Event
+	return s.row, nil
+}
+
+// Err implements [pgx.CopyFromSource].
+func (s *statusOutboxSource) Err() error { return nil }
+
+var _ pgx.CopyFromSource = (*statusOutboxSource)(nil)
