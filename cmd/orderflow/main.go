@@ -1,0 +1,68 @@
+// Command orderflow runs the order ingestion server.
+//
+//	orderflow [flags]               serve (the default action)
+//	orderflow seed-demo-catalog     create the schema and upsert a demo product catalog
+//
+// Every flag has an environment variable (listed by -h); a flag given on
+// the command line wins over its variable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/orderflow/orderflow/engine"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "orderflow:", err)
+		os.Exit(1)
+	}
+}
+
+// run is main without the process exits, for tests.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	seed := false
+	if len(args) > 0 && args[0] == "seed-demo-catalog" {
+		seed, args = true, args[1:]
+	}
+	cfg, logLevel, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	cfg.Logger = log
+	if seed {
+		return seedDemoCatalog(ctx, cfg)
+	}
+	log.Info("orderflow starting", "version", version)
+	if len(cfg.KafkaBrokers) == 0 {
+		log.Warn("KAFKA_BROKERS is empty: running the embedded in-memory Kafka broker; for development only, events are lost when the process exits",
+			"addr", cfg.EmbeddedKafkaAddr)
+	}
+	e, err := engine.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := e.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("orderflow stopped")
+	return nil
+}

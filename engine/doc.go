@@ -1,0 +1,32 @@
+// Package engine wires orderflow together and owns every component's
+// lifecycle. It is the only package that imports all the others.
+//
+// # The durable order path
+//
+//	client ──POST /v1/orders──▶ ingest (fasthttp): admit, read body, decode
+//	  into a pooled order.Batch (strings copied into its arena), price
+//	  against the catalog snapshot, seal (content hash + event JSON)
+//	  ──TrySubmit──▶ pipeline: bounded queue (full → 503 at once)
+//	  ──writers pop everything queued──▶ store.WriteOrders, ONE transaction:
+//	      COPY orders → temp staging; INSERT … ON CONFLICT DO NOTHING
+//	      RETURNING (new vs duplicate); classify the rest (200 vs 409);
+//	      COPY order_items; COPY outbox (one order.created row each); COMMIT
+//	  ──results set, batch completed──▶ handler answers 201/200/409/503
+//	  ──after COMMIT──▶ publish fast path: produce to Kafka (acks=all,
+//	      idempotent); on ack delete the outbox rows in batches.
+//	  The sweeper republishes outbox rows older than the grace period
+//	  (crash between commit and publish, Kafka away) with FOR UPDATE SKIP
+//	  LOCKED, so any instance can recover any other's leftovers.
+//
+// The sequence is "database, then Kafka, through a transactional outbox":
+// an answer 2xx means the order and its outbox row are committed
+// (synchronous_commit on); publishing is at least once, and consumers
+// dedupe on ce_id = "<id>/<version>".
+//
+// # Lock order
+//
+// pipeline.Pipeline has one mutex (its queue) and calls nothing while
+// holding it. publish keeps its deleter queue under its own mutex, taken
+// inside kgo promises and never while calling out. No code holds two of
+// these at once.
+package engine

@@ -1,0 +1,295 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/pgtest"
+)
+
+// kafkaSwitch makes a kfake cluster refuse every produce request (closing
+// the connection, as a dead broker would) while down is set.
+func kafkaSwitch(c *kfake.Cluster) *atomic.Bool {
+	var down atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if !down.Load() {
+			return nil, nil, false // not handled: the broker answers normally
+		}
+		c.KeepControl()
+		return nil, errors.New("broker down (test)"), true
+	})
+	return &down
+}
+
+// A full pipeline queue answers 503 with Retry-After at once, and what was
+// admitted still commits once the database moves again.
+func TestQueueFullAnswers503AtOnce(t *testing.T) {
+	env := newEnv(t, func(c *engine.Config) {
+		c.Pipeline.Writers = 1
+		c.Pipeline.QueueRows = 2
+		c.Pipeline.MaxBatchRows = 1
+		c.Store.TxTimeout = 20 * time.Second
+		c.Pipeline.WriteTimeout = 30 * time.Second
+	})
+	ctx := context.Background()
+	lock, err := pgx.Connect(ctx, env.dbURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer lock.Close(ctx)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan reply, 3)
+	send := func(id string) { results <- env.post(orderJSON(id)) }
+	go send("ord_q1") // taken by the only writer, which blocks on the lock
+	time.Sleep(300 * time.Millisecond)
+	go send("ord_q2") // queued
+	go send("ord_q3") // queued: the queue is now full
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	r := env.post(orderJSON("ord_q4"))
+	took := time.Since(start)
+	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("POST with a full queue: got %s (Retry-After %q); want 503 with Retry-After", r, r.header.Get("Retry-After"))
+	}
+	if took > time.Second {
+		t.Errorf("503 took %v; want an immediate answer", took)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if r := <-results; r.code != http.StatusCreated {
+			t.Errorf("admitted order: got %s; want 201 once the lock is gone", r)
+		}
+	}
+	if n := env.count(`SELECT count(*) FROM orders WHERE id = 'ord_q4'`); n != 0 {
+		t.Errorf("the refused order was stored")
+	}
+	if n := env.count(`SELECT count(*) FROM orders`); n != 3 {
+		t.Errorf("orders = %d; want 3", n)
+	}
+}
+
+// With PostgreSQL refusing connections, orders get 503 quickly (never a
+// 4xx), /readyz reports not ready, and both recover when it is back.
+func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
+	env := newEnv(t, func(c *engine.Config) {
+		c.Store.TxTimeout = time.Second
+		c.Store.MaxRetries = 1
+		c.Store.RetryBackoff = 10 * time.Millisecond
+		c.Pipeline.WriteTimeout = 3 * time.Second
+	})
+	if r := env.post(orderJSON("ord_d0")); r.code != http.StatusCreated {
+		t.Fatalf("before outage: %s", r)
+	}
+	u, _ := url.Parse(env.dbURL)
+	name := strings.TrimPrefix(u.Path, "/")
+	admin := pgtest.AdminURL()
+	pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS false`, name))
+	pgtest.TerminateBackends(t, env.dbURL)
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS true`, name))
+		}
+	}
+	defer restore()
+
+	start := time.Now()
+	r := env.post(orderJSON("ord_d1"))
+	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("POST with the database down: got %s; want 503 with Retry-After", r)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("503 took %v", took)
+	}
+	if g := do(t, http.MethodGet, env.admin+"/readyz", "", nil); g.code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the database down: %s; want 503", g)
+	}
+	if g := do(t, http.MethodGet, env.admin+"/healthz", "", nil); g.code != http.StatusOK {
+		t.Errorf("/healthz: %s; want 200 (the process is alive)", g)
+	}
+	restore()
+	waitFor(t, 10*time.Second, "/readyz back to 200", func() bool {
+		return do(t, http.MethodGet, env.admin+"/readyz", "", nil).code == http.StatusOK
+	})
+	// The retry of the order that got 503 converges to one row and a 2xx.
+	if r := env.post(orderJSON("ord_d1")); r.code != http.StatusCreated && r.code != http.StatusOK {
+		t.Fatalf("retry after the outage: %s; want 201 or 200", r)
+	}
+	if n := env.count(`SELECT count(*) FROM orders WHERE id = 'ord_d1'`); n != 1 {
+		t.Errorf("ord_d1 rows = %d; want 1", n)
+	}
+}
+
+// Orders committed while Kafka is away are published later: by the same
+// server once the broker is back, and — when that server dies before it
+// could publish — by the sweeper of the next server on the same database.
+func TestOutboxSurvivesKafkaOutageAndServerLoss(t *testing.T) {
+	cluster := newCluster(t)
+	down := kafkaSwitch(cluster)
+	dbURL := newDB(t)
+	cfg := testConfig(t, dbURL, cluster.ListenAddrs())
+	a, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	const n = 20
+	for i := range n {
+		r := do(t, http.MethodPost, "http://"+a.Addr()+"/v1/orders", "application/json", []byte(orderJSON(fmt.Sprintf("ord_k%02d", i))))
+		if r.code != http.StatusCreated {
+			t.Fatalf("POST while Kafka is down: %s; want 201 (Kafka is not on the ack path)", r)
+		}
+	}
+	if got := pgtest.Int64(t, dbURL, `SELECT count(*) FROM outbox`); got != n {
+		t.Fatalf("outbox rows while Kafka is down = %d; want %d", got, n)
+	}
+	// The server goes away before it could publish: its flush cannot finish.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = a.Shutdown(ctx)
+	cancel()
+	if got := pgtest.Int64(t, dbURL, `SELECT count(*) FROM outbox`); got == 0 {
+		t.Fatalf("outbox emptied without a broker")
+	}
+	down.Store(false)
+	b := startEngine(t, cfg)
+	_ = b
+	recs := consume(t, cluster.ListenAddrs(), "ord_k", n, 30*time.Second)
+	seen := map[string]bool{}
+	for _, r := range recs {
+		seen[header(r, "ce_id")] = true
+	}
+	for i := range n {
+		if id := fmt.Sprintf("ord_k%02d/1", i); !seen[id] {
+			t.Errorf("%s never published", id)
+		}
+	}
+	waitFor(t, 15*time.Second, "outbox drained by the sweeper", func() bool {
+		return pgtest.Int64(t, dbURL, `SELECT count(*) FROM outbox`) == 0
+	})
+}
+
+// Shutting down under load: every 2xx is committed, every committed order is
+// published, and the outbox is empty when Shutdown returns.
+func TestShutdownUnderLoadLosesNothing(t *testing.T) {
+	cluster := newCluster(t)
+	dbURL := newDB(t)
+	cfg := testConfig(t, dbURL, cluster.ListenAddrs())
+	e, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + e.Addr()
+	var (
+		mu    sync.Mutex
+		acked []string
+		seq   atomic.Int64
+		wg    sync.WaitGroup
+		stop  atomic.Bool
+	)
+	hc := &http.Client{Timeout: 20 * time.Second}
+	for range 8 {
+		wg.Go(func() {
+			for !stop.Load() {
+				id := fmt.Sprintf("ord_s%05d", seq.Add(1))
+				resp, err := hc.Post(base+"/v1/orders", "application/json", strings.NewReader(orderJSON(id)))
+				if err != nil {
+					if stop.Load() {
+						return
+					}
+					continue // connection refused/closed during shutdown: indeterminate, not acked
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(1500 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	err = e.Shutdown(ctx)
+	cancel()
+	stop.Store(true)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if len(acked) < 50 {
+		t.Fatalf("only %d orders acknowledged under load; the test proves little", len(acked))
+	}
+	stored := pgtest.Int64(t, dbURL, `SELECT count(*) FROM orders`)
+	missing := pgtest.Int64(t, dbURL, `SELECT count(*) FROM unnest($1::text[]) a(id) WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = a.id)`, acked)
+	if missing != 0 {
+		t.Fatalf("%d of %d acknowledged orders are not in PostgreSQL", missing, len(acked))
+	}
+	if left := pgtest.Int64(t, dbURL, `SELECT count(*) FROM outbox`); left != 0 {
+		t.Errorf("outbox rows left after a clean shutdown: %d", left)
+	}
+	recs := consume(t, cluster.ListenAddrs(), "ord_s", int(stored), 20*time.Second)
+	seen := map[string]bool{}
+	for _, r := range recs {
+		seen[string(r.Key)] = true
+	}
+	if int64(len(seen)) != stored {
+		t.Errorf("published orders = %d; committed = %d", len(seen), stored)
+	}
+	t.Logf("acknowledged %d, committed %d, published %d", len(acked), stored, len(seen))
+}
+
+func TestMetricsAndPprof(t *testing.T) {
+	env := newEnv(t, nil)
+	env.post(orderJSON("ord_m1"))
+	m := do(t, http.MethodGet, env.admin+"/metrics", "", nil)
+	if m.code != http.StatusOK {
+		t.Fatalf("/metrics: %d", m.code)
+	}
+	for _, want := range []string{
+		`orderflow_http_requests_total{code="201",route="create_order"} 1`,
+		`orderflow_orders_total{result="created"} 1`,
+		"orderflow_pipeline_batch_rows_bucket",
+		"orderflow_store_commit_seconds_bucket",
+		"orderflow_pipeline_queue_depth",
+		"orderflow_outbox_backlog",
+		"go_goroutines",
+	} {
+		if !strings.Contains(string(m.body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if p := do(t, http.MethodGet, env.admin+"/debug/pprof/heap?debug=1", "", nil); p.code != http.StatusOK {
+		t.Errorf("pprof heap: %d", p.code)
+	}
+	if r := do(t, http.MethodGet, env.admin+"/readyz", "", nil); r.code != http.StatusOK {
+		t.Errorf("/readyz: %s", r)
+	}
+}

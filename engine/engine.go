@@ -1,0 +1,474 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orderflow/orderflow/engine/catalog"
+	"github.com/orderflow/orderflow/engine/ingest"
+	"github.com/orderflow/orderflow/engine/metrics"
+	"github.com/orderflow/orderflow/engine/order"
+	"github.com/orderflow/orderflow/engine/pipeline"
+	"github.com/orderflow/orderflow/engine/publish"
+	"github.com/orderflow/orderflow/engine/store"
+)
+
+// Config is the whole server's configuration. cmd/orderflow fills it from
+// flags and environment; the zero value of every field means its default.
+type Config struct {
+	// Listen is the public HTTP address. Default: ":8080".
+	Listen string
+	// AdminListen is the metrics/pprof/health address. Default:
+	// "127.0.0.1:6060" (loopback: pprof exposes internals).
+	AdminListen string
+	// DatabaseURL is the PostgreSQL connection string. Default:
+	// "postgres://127.0.0.1:5432/orderflow?sslmode=disable".
+	DatabaseURL string
+	// KafkaBrokers are the seed brokers. Empty: run the embedded
+	// development broker at EmbeddedKafkaAddr.
+	KafkaBrokers []string
+	// KafkaTopic receives every order event. Default: "orders".
+	KafkaTopic string
+	// EmbeddedKafkaAddr is where the embedded broker listens when
+	// KafkaBrokers is empty. Default: "127.0.0.1:9092".
+	EmbeddedKafkaAddr string
+	// EmbeddedKafkaPartitions is the topic's partition count on the
+	// embedded broker. Default: 4.
+	EmbeddedKafkaPartitions int32
+	// ShutdownTimeout is the whole drain budget on SIGTERM. Default: 30s.
+	ShutdownTimeout time.Duration
+	// DrainDelay keeps serving for this long after /readyz turns 503, so a
+	// load balancer stops sending before the listener closes. Default: 0.
+	DrainDelay time.Duration
+
+	Ingest   ingest.Config
+	Pipeline pipeline.Config
+	// StatusPipeline tunes the status-change pipeline. Its Writers default
+	// to 1: a single writer commits and hands events to the publisher in
+	// commit order, which keeps each order's status events in version order
+	// on the fast path (see doc.go).
+	StatusPipeline pipeline.Config
+	Store          store.Config
+	Publish        publish.Config
+	Catalog        catalog.Config
+
+	// Logger receives the server's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Listen:                  ":8080",
+		AdminListen:             "127.0.0.1:6060",
+		DatabaseURL:             "postgres://127.0.0.1:5432/orderflow?sslmode=disable",
+		KafkaTopic:              "orders",
+		EmbeddedKafkaAddr:       "127.0.0.1:9092",
+		EmbeddedKafkaPartitions: 4,
+		ShutdownTimeout:         30 * time.Second,
+		Ingest:                  ingest.DefaultConfig(),
+		Pipeline:                pipeline.DefaultConfig(),
+		StatusPipeline:          statusPipelineDefaults(),
+		Store:                   store.DefaultConfig(),
+		Publish:                 publish.DefaultConfig(),
+		Catalog:                 catalog.DefaultConfig(),
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = d.AdminListen
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = d.DatabaseURL
+	}
+	if c.KafkaTopic == "" {
+		c.KafkaTopic = d.KafkaTopic
+	}
+	if c.EmbeddedKafkaAddr == "" {
+		c.EmbeddedKafkaAddr = d.EmbeddedKafkaAddr
+	}
+	if c.EmbeddedKafkaPartitions == 0 {
+		c.EmbeddedKafkaPartitions = d.EmbeddedKafkaPartitions
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Store.URL = c.DatabaseURL
+	c.Publish.Topic = c.KafkaTopic
+	if c.Pipeline.Name == "" {
+		c.Pipeline.Name = "orders"
+	}
+	if c.StatusPipeline.Name == "" {
+		c.StatusPipeline.Name = "status"
+	}
+	if c.StatusPipeline.Writers == 0 {
+		c.StatusPipeline.Writers = 1
+	}
+	if c.Ingest.BulkChunkRows == 0 {
+		c.Ingest.BulkChunkRows = c.Pipeline.MaxBatchRows
+		if c.Ingest.BulkChunkRows == 0 {
+			c.Ingest.BulkChunkRows = pipeline.DefaultConfig().MaxBatchRows
+		}
+	}
+}
+
+// Validate reports a configuration that cannot work, naming the flag.
+func (c Config) Validate() error {
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("-shutdown-timeout must be > 0, got %s", c.ShutdownTimeout)
+	}
+	if c.DrainDelay < 0 {
+		return fmt.Errorf("-drain-delay must be ≥ 0, got %s", c.DrainDelay)
+	}
+	if c.EmbeddedKafkaPartitions < 0 {
+		return fmt.Errorf("-embedded-kafka-partitions must be ≥ 1, got %d", c.EmbeddedKafkaPartitions)
+	}
+	// The publisher's brokers are filled in at Start (the embedded broker's
+	// address when none are configured), so validate the rest of it here.
+	pub := c.Publish
+	if len(pub.Brokers) == 0 {
+		pub.Brokers = []string{"embedded:0"}
+	}
+	for _, v := range []interface{ Validate() error }{c.Ingest, c.Pipeline, c.StatusPipeline, c.Store, pub, c.Catalog} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Engine is one orderflow server: it owns every component and their
+// goroutines. Create it with New, then Start and Shutdown (or Run).
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics.Metrics
+
+	broker  *publish.Embedded // nil with external brokers
+	store   *store.Store
+	catalog *catalog.Catalog
+	pub     *publish.Publisher
+	orders  *pipeline.Pipeline[*order.Batch]
+	updates *pipeline.Pipeline[*order.UpdateBatch]
+	front   *ingest.Server
+	admin   *http.Server
+
+	ln, adminLn net.Listener
+	serveErr    chan error // public and admin Serve results; size 2 so neither blocks
+	shutting    atomic.Bool
+	stopOnce    sync.Once
+	stopErr     error
+}
+
+// New validates cfg and returns an Engine that has not started anything.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.fill()
+	return &Engine{cfg: cfg, log: cfg.Logger, m: metrics.New(), serveErr: make(chan error, 2)}, nil
+}
+
+// Metrics returns the engine's collectors (for tests and embedding).
+func (e *Engine) Metrics() *metrics.Metrics { return e.m }
+
+// Addr returns the public listener's address once Start has returned.
+func (e *Engine) Addr() string { return e.ln.Addr().String() }
+
+// AdminAddr returns the admin listener's address once Start has returned.
+func (e *Engine) AdminAddr() string { return e.adminLn.Addr().String() }
+
+// KafkaBrokers returns the brokers the engine produces to (the embedded
+// broker's address when it runs one).
+func (e *Engine) KafkaBrokers() []string {
+	if e.broker != nil {
+		return e.broker.Addrs()
+	}
+	return e.cfg.KafkaBrokers
+}
+
+// Start brings the server up in dependency order: broker (embedded only),
+// PostgreSQL (connect, migrate), catalog, publisher, pipeline, admin
+// listener, public listener. On error it tears down what it started.
+func (e *Engine) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			e.teardown()
+		}
+	}()
+	cfg := &e.cfg
+	start := time.Now()
+	brokers := cfg.KafkaBrokers
+	if len(brokers) == 0 {
+		e.broker, err = publish.StartEmbedded(cfg.EmbeddedKafkaAddr, cfg.KafkaTopic, cfg.EmbeddedKafkaPartitions, e.log)
+		if err != nil {
+			return fmt.Errorf("start embedded kafka at %s (-embedded-kafka-addr): %w", cfg.EmbeddedKafkaAddr, err)
+		}
+		brokers = e.broker.Addrs()
+	}
+	cfg.Publish.Brokers = brokers
+
+	if e.store, err = store.New(ctx, cfg.Store, e.m, e.log); err != nil {
+		return fmt.Errorf("connect to postgresql (-database-url): %w", err)
+	}
+	if err = e.store.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if e.catalog, err = catalog.New(cfg.Catalog, e.store, e.m, e.log); err != nil {
+		return err
+	}
+	if err = e.catalog.Load(ctx); err != nil {
+		return err
+	}
+	e.catalog.Start()
+	if e.catalog.Snapshot().Len() == 0 {
+		e.log.Warn("the product catalog is empty: every order will be refused with 422 unknown_sku until products exist")
+	}
+
+	if e.pub, err = publish.New(cfg.Publish, e.store, e.m, e.log); err != nil {
+		return err
+	}
+	e.pub.Start()
+
+	if e.orders, err = pipeline.New[*order.Batch](e.hooked(cfg.Pipeline), &orderSink{store: e.store, pub: e.pub}); err != nil {
+		return err
+	}
+	e.m.QueueCapacity.WithLabelValues(cfg.Pipeline.Name).Set(float64(e.orders.Capacity()))
+	e.orders.Start()
+	if e.updates, err = pipeline.New[*order.UpdateBatch](e.hooked(cfg.StatusPipeline), &statusSink{store: e.store, pub: e.pub}); err != nil {
+		return err
+	}
+	e.m.QueueCapacity.WithLabelValues(cfg.StatusPipeline.Name).Set(float64(e.updates.Capacity()))
+	e.updates.Start()
+
+	deps := ingest.Deps{Orders: e.orders, Updates: e.updates, Reader: e.store, Prices: e.catalog}
+	if e.front, err = ingest.New(cfg.Ingest, deps, e.m, e.log); err != nil {
+		return err
+	}
+	if e.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		return fmt.Errorf("admin listener (-admin-listen): %w", err)
+	}
+	e.admin = &http.Server{Handler: ingest.AdminHandler(e.m, e.ready), ReadHeaderTimeout: 10 * time.Second}
+	go func() { e.serveErr <- serveResult("admin", e.admin.Serve(e.adminLn)) }()
+	if e.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("public listener (-listen): %w", err)
+	}
+	go func() { e.serveErr <- serveResult("public", e.front.Serve(e.ln)) }()
+	e.log.Info("orderflow started", "listen", e.ln.Addr().String(), "admin", e.adminLn.Addr().String(),
+		"kafka", brokers, "topic", cfg.KafkaTopic, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// hooked returns pcfg with its metric hooks set.
+func (e *Engine) hooked(pcfg pipeline.Config) pipeline.Config {
+	depth := e.m.QueueDepth.WithLabelValues(pcfg.Name)
+	rowsH := e.m.BatchRows.WithLabelValues(pcfg.Name)
+	bytesH := e.m.BatchBytes.WithLabelValues(pcfg.Name)
+	pcfg.OnDepth = func(n int) { depth.Set(float64(n)) }
+	pcfg.OnBatch = func(rows, bytes int) { rowsH.Observe(float64(rows)); bytesH.Observe(float64(bytes)) }
+	return pcfg
+}
+
+func serveResult(name string, err error) error {
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("%s listener: %w", name, err)
+}
+
+// ready backs /readyz: not shutting down, and PostgreSQL answers.
+func (e *Engine) ready(ctx context.Context) error {
+	if e.shutting.Load() {
+		return errors.New("shutting down")
+	}
+	if err := e.store.Ping(ctx); err != nil {
+		return fmt.Errorf("postgresql: %w", err)
+	}
+	return nil
+}
+
+// Run starts the engine, serves until ctx is cancelled (SIGTERM), then
+// shuts down within ShutdownTimeout. It returns the first error.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-e.serveErr:
+		if serveErr != nil {
+			e.log.Error("listener failed; shutting down", "err", serveErr)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(serveErr, e.Shutdown(sctx))
+}
+
+// Shutdown stops the server in reverse start order: report not ready →
+// DrainDelay → stop the public listener and finish its requests → close
+// the pipeline (commit and answer what is queued) → flush the outbox to
+// Kafka → stop the catalog, admin listener, PostgreSQL pool and embedded
+// broker. Every step is logged with its duration. Safe to call twice.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.stopOnce.Do(func() { e.stopErr = e.shutdown(ctx) })
+	return e.stopErr
+}
+
+func (e *Engine) shutdown(ctx context.Context) error {
+	var errs []error
+	step := func(name string, fn func() error) {
+		t := time.Now()
+		err := fn()
+		e.log.Info("shutdown step", "step", name, "took", time.Since(t).Round(time.Microsecond), "err", err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	e.shutting.Store(true)
+	if e.cfg.DrainDelay > 0 {
+		step("drain delay", func() error {
+			select {
+			case <-time.After(e.cfg.DrainDelay):
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	}
+	if e.front != nil {
+		step("public listener", func() error { return e.front.Shutdown(ctx) })
+	}
+	if e.orders != nil {
+		step("orders pipeline", func() error { return e.orders.Close(ctx) })
+	}
+	if e.updates != nil {
+		step("status pipeline", func() error { return e.updates.Close(ctx) })
+	}
+	if e.pub != nil {
+		step("publisher", func() error { return e.pub.Shutdown(ctx) })
+	}
+	errs = append(errs, e.closeRest(ctx, step)...)
+	return errors.Join(errs...)
+}
+
+func (e *Engine) closeRest(ctx context.Context, step func(string, func() error)) []error {
+	if e.catalog != nil {
+		step("catalog", func() error { e.catalog.Close(); return nil })
+	}
+	if e.admin != nil {
+		step("admin listener", func() error { return e.admin.Shutdown(ctx) })
+	}
+	if e.store != nil {
+		step("postgresql pool", func() error { e.store.Close(); return nil })
+	}
+	if e.broker != nil {
+		step("embedded kafka", func() error { e.broker.Close(); return nil })
+	}
+	return nil
+}
+
+// teardown releases what a failed Start had acquired.
+func (e *Engine) teardown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.shutting.Store(true)
+	if e.ln != nil {
+		_ = e.front.Shutdown(ctx)
+	}
+	if e.orders != nil {
+		_ = e.orders.Close(ctx)
+	}
+	if e.updates != nil {
+		_ = e.updates.Close(ctx)
+	}
+	if e.pub != nil {
+		_ = e.pub.Shutdown(ctx)
+	}
+	e.closeRest(ctx, func(_ string, fn func() error) { _ = fn() })
+}
+
+// orderSink commits order batches and hands the committed events to the
+// publisher's fast path. Write runs on several writer goroutines at once.
+type orderSink struct {
+	store *store.Store
+	pub   *publish.Publisher
+}
+
+// statusSink commits status-change batches and hands each new version's
+// event to the publisher. The status pipeline runs one writer by default, so
+// events reach the publisher in commit order.
+type statusSink struct {
+	store *store.Store
+	pub   *publish.Publisher
+}
+
+func (s *statusSink) Write(ctx context.Context, batches []*order.UpdateBatch) {
+	s.store.WriteStatus(ctx, batches)
+	evp := eventsPool.Get().(*[]order.Event)
+	events := (*evp)[:0]
+	for _, b := range batches {
+		for i := range b.Updates {
+			u := &b.Updates[i]
+			if u.Outcome != order.UpdateApplied {
+				continue
+			}
+			events = append(events, order.Event{OrderID: u.OrderID, Version: u.Version, Type: order.EventStatusChanged, Time: u.ReceivedAt, Payload: u.Event})
+		}
+	}
+	if len(events) > 0 {
+		s.pub.Publish(events)
+	}
+	putEvents(evp, events)
+}
+
+func putEvents(evp *[]order.Event, events []order.Event) {
+	clear(events)
+	if cap(events) <= 1<<14 {
+		*evp = events[:0]
+		eventsPool.Put(evp)
+	}
+}
+
+var eventsPool = sync.Pool{New: func() any { s := make([]order.Event, 0, 256); return &s }}
+
+func (s *orderSink) Write(ctx context.Context, batches []*order.Batch) {
+	s.store.WriteOrders(ctx, batches)
+	evp := eventsPool.Get().(*[]order.Event)
+	events := (*evp)[:0]
+	for _, b := range batches {
+		for i := range b.Orders {
+			o := &b.Orders[i]
+			if o.Result.Outcome != order.OutcomeCreated {
+				continue
+			}
+			events = append(events, order.Event{OrderID: o.ID, Version: 1, Type: order.EventCreated, Time: o.ReceivedAt, Payload: o.Event})
+		}
+	}
+	if len(events) > 0 {
+		s.pub.Publish(events) // copies what it keeps; never blocks
+	}
+	putEvents(evp, events)
+}
+
+func statusPipelineDefaults() pipeline.Config {
+	c := pipeline.DefaultConfig()
+	c.Name = "status"
+	c.Writers = 1
+	return c
+}
