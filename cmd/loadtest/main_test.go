@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fasthttp"
+
+	"github.com/orderflow/orderflow/loadtest"
+)
+
+// orderServer answers POST /v1/orders with 201, first storing the id in
+// PostgreSQL and publishing its created event when those are set; forget
+// names one order number it acknowledges without storing or publishing.
+type orderServer struct {
+	url    string
+	db     *pgx.Conn
+	kafka  *kgo.Client
+	forget string // suffix "_<n>" of the id to drop
+
+	mu sync.Mutex // serializes db use: a pgx.Conn is not for concurrent use
+}
+
+func startOrderServer(t *testing.T, s *orderServer) *orderServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	srv := &fasthttp.Server{Handler: s.handle}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Shutdown()
+		<-done
+	})
+	s.url = "http://" + ln.Addr().String()
+	return s
+}
+
+func (s *orderServer) handle(ctx *fasthttp.RequestCtx) {
+	var o struct{ ID string }
+	if err := json.Unmarshal(ctx.PostBody(), &o); err != nil || o.ID == "" {
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		return
+	}
+	if s.db != nil && (s.forget == "" || !strings.HasSuffix(o.ID, s.forget)) {
+		s.mu.Lock()
+		_, err := s.db.Exec(ctx, `INSERT INTO orders (id) VALUES ($1)`, o.ID)
+		s.mu.Unlock()
+		if err != nil {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			return
+		}
+		rec := &kgo.Record{Topic: "orders", Key: []byte(o.ID), Value: []byte(`{}`),
+			Headers: []kgo.RecordHeader{{Key: "ce_type", Value: []byte("order.created")}, {Key: "ce_id", Value: []byte(o.ID + "/1")}}}
+		if err := s.kafka.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			ctx.SetStatusCode(fasthttp.StatusInternalServerError)
+			return
+		}
+	}
+	ctx.SetStatusCode(fasthttp.StatusCreated)
+	ctx.SetBodyString(`{"id":"` + o.ID + `","status":"created","total_cents":1,"currency":"EUR"}`)
+}
+
+// scratchDB creates database lt_test_<random> with a minimal orders table
+// and drops it when the test ends. PostgreSQL not answering fails the test.
+func scratchDB(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	base := os.Getenv("DATABASE_URL")
+	if base == "" {
+		base = "postgres://127.0.0.1:5432/orderflow?sslmode=disable"
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse DATABASE_URL %q: %v", base, err)
+	}
+	u.Path = "/postgres"
+	adminURL := u.String()
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		t.Fatalf("PostgreSQL at %s does not answer (start it with `make db`): %v", u.Redacted(), err)
+	}
+	defer admin.Close(context.Background())
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "lt_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, adminURL)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// backends starts a scratch database, a kfake cluster and an order server
+// that stores and publishes into them.
+func backends(t *testing.T, forget string) (srv *orderServer, dbURL, brokers string) {
+	t.Helper()
+	dbURL = scratchDB(t)
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	if _, err := db.Exec(ctx, `CREATE TABLE orders (id text PRIMARY KEY)`); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	c, err := kfake.NewCluster(kfake.SeedTopics(1, "orders"))
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatalf("kafka client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	srv = startOrderServer(t, &orderServer{db: db, kafka: cl, forget: forget})
+	return srv, dbURL, strings.Join(c.ListenAddrs(), ",")
+}
+
+func noEnv(string) string { return "" }
+
+func TestRunHelpAndBadFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"-h"}, noEnv, &out, &errOut); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run(-h): got %v; want flag.ErrHelp", err)
+	}
+	if !strings.Contains(errOut.String(), "-reconcile-timeout") {
+		t.Fatalf("run(-h) usage does not list -reconcile-timeout:\n%s", errOut.String())
+	}
+	f := func(args []string, want string) {
+		t.Helper()
+		err := run(context.Background(), args, noEnv, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("run(%q): got %v; want an error containing %q", args, err, want)
+		}
+	}
+	f([]string{"-mode", "burst"}, "mode")
+	f([]string{"-mode", "open"}, "rate")
+	f([]string{"-target", "http://192.0.2.1:8080"}, "loopback")
+	f([]string{"-duration", "soon"}, "invalid value")
+	f([]string{"extra"}, "unexpected arguments")
+}
+
+func TestParseFlagsEnvAndLists(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "postgres://db/x", "KAFKA_BROKERS": "k1:9092,k2:9092", "KAFKA_TOPIC": "t"}
+	cfg, o, err := parseFlags([]string{"-skus", "a, b,,c", "-kafka-topic", "flagwins", "-conns", "7", "-scenario", "duplicates"},
+		func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	if strings.Join(cfg.SKUs, "|") != "a|b|c" || cfg.Conns != 7 || cfg.Scenario != loadtest.ScenarioDuplicates {
+		t.Fatalf("config %+v; want skus a|b|c, 7 conns, duplicates", cfg)
+	}
+	if o.databaseURL != "postgres://db/x" || o.kafkaBrokers != "k1:9092,k2:9092" || o.kafkaTopic != "flagwins" || !o.reconcile || o.reconcileTimeout != 30*time.Second {
+		t.Fatalf("options %+v; want env defaults, the flag winning for the topic, reconcile on with 30s", o)
+	}
+}
+
+func TestRunWritesReport(t *testing.T) {
+	srv := startOrderServer(t, &orderServer{})
+	dir := t.TempDir()
+	var out bytes.Buffer
+	args := []string{"-target", srv.url, "-conns", "2", "-duration", "300ms", "-reconcile=false", "-admin", "",
+		"-run-id", "t1", "-out", filepath.Join(dir, "<runid>.json")}
+	start := time.Now()
+	if err := run(context.Background(), args, noEnv, &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("run(%q): %v\n%s", args, err, out.String())
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("run took %v; want it to stop by itself after 300ms", took)
+	}
+	rep, err := loadtest.ReadReport(filepath.Join(dir, "t1.json"))
+	if err != nil {
+		t.Fatalf("read report: %v", err)
+	}
+	if rep.RunID != "t1" || rep.Config.Conns != 2 || rep.Config.Duration != 300*time.Millisecond || rep.Counts.Acked == 0 ||
+		rep.Counts.Acked != rep.Counts.ByStatus["201"] || len(rep.Series) == 0 || rep.Latency.P99Micros == 0 || rep.Reconcile != nil {
+		t.Fatalf("report %+v; want run t1, 2 conns, 300ms, acked orders with latencies and a series, no reconciliation", rep)
+	}
+	for _, want := range []string{"run t1: closed loop", "latency (2xx", "report written to"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestRunReconciles(t *testing.T) {
+	srv, dbURL, brokers := backends(t, "")
+	dir := t.TempDir()
+	var out bytes.Buffer
+	args := []string{"-target", srv.url, "-conns", "2", "-max-requests", "100", "-duration", "20s", "-admin", "",
+		"-database-url", dbURL, "-kafka-brokers", brokers, "-reconcile-timeout", "20s", "-run-id", "ok1", "-out", filepath.Join(dir, "r.json")}
+	if err := run(context.Background(), args, noEnv, &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("run(%q): %v\n%s", args, err, out.String())
+	}
+	rep, err := loadtest.ReadReport(filepath.Join(dir, "r.json"))
+	if err != nil {
+		t.Fatalf("read report: %v", err)
+	}
+	if rc := rep.Reconcile; rc == nil || !rc.OK() || rc.Acked != 100 {
+		t.Fatalf("reconcile %+v; want OK over 100 acked orders", rep.Reconcile)
+	}
+	if !strings.Contains(out.String(), "reconcile OK") {
+		t.Fatalf("summary lacks the reconciliation verdict:\n%s", out.String())
+	}
+}
+
+func TestRunFailsWhenAnAckedOrderIsMissing(t *testing.T) {
+	// The server acknowledges order 7 without storing or publishing it.
+	srv, dbURL, brokers := backends(t, "_7")
+	dir := t.TempDir()
+	var out bytes.Buffer
+	args := []string{"-target", srv.url, "-conns", "1", "-max-requests", "20", "-duration", "20s", "-admin", "",
+		"-database-url", dbURL, "-kafka-brokers", brokers, "-reconcile-timeout", "1s", "-run-id", "bad1", "-out", filepath.Join(dir, "r.json")}
+	err := run(context.Background(), args, noEnv, &out, &bytes.Buffer{})
+	if !errors.Is(err, loadtest.ErrReconcile) {
+		t.Fatalf("run(%q): got %v; want loadtest.ErrReconcile\n%s", args, err, out.String())
+	}
+	rep, rerr := loadtest.ReadReport(filepath.Join(dir, "r.json"))
+	if rerr != nil {
+		t.Fatalf("read report: %v", rerr)
+	}
+	rc := rep.Reconcile
+	if rc == nil || rc.LostCount != 1 || rc.UnpublishedCount != 1 || rc.Lost[0] != "lt_bad1_7" || rc.Unpublished[0] != "lt_bad1_7" {
+		t.Fatalf("reconcile %+v; want lt_bad1_7 lost and unpublished", rc)
+	}
+	t.Logf("summary:\n%s", out.String())
+	if !strings.Contains(out.String(), "reconcile FAILED") {
+		t.Fatalf("summary lacks the failure:\n%s", out.String())
+	}
+}

@@ -1,0 +1,237 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ErrReconcile is returned (wrapped) by [ReconcileResult.Err] when a run's
+// acknowledgements and the stored or published orders disagree.
+var ErrReconcile = errors.New("reconciliation failed")
+
+// ReconcileExamples is how many ids of each kind of failure a
+// ReconcileResult lists; the counts are always complete.
+const ReconcileExamples = 100
+
+// reconcileChunk is how many ids go into one `= ANY($1)` query: large
+// enough that a million-order run takes a few round trips, small enough that
+// one parameter stays a few MiB.
+const reconcileChunk = 100_000
+
+// ReconcileResult compares what the generator was told with what
+// PostgreSQL and the topic hold.
+type ReconcileResult struct {
+	// Acked and Refused are the distinct ids checked.
+	Acked   int `json:"acked"`
+	Refused int `json:"refused"`
+	// LostCount ids were acknowledged but are not in orders.
+	LostCount int `json:"lost_count"`
+	// DuplicatedCount ids are in orders more than once.
+	DuplicatedCount int `json:"duplicated_count"`
+	// PhantomCount ids are in orders but were only ever refused.
+	PhantomCount int `json:"phantom_count"`
+	// UnpublishedCount ids were acknowledged but no order.created event
+	// (ce_id <id>/1) reached the topic within the timeout.
+	UnpublishedCount int `json:"unpublished_count"`
+	// Lost, Duplicated, Phantom and Unpublished list up to
+	// ReconcileExamples ids of each kind, sorted.
+	Lost        []string `json:"lost,omitempty"`
+	Duplicated  []string `json:"duplicated,omitempty"`
+	Phantom     []string `json:"phantom,omitempty"`
+	Unpublished []string `json:"unpublished,omitempty"`
+	// TopicRecords is how many records were read from the topic.
+	TopicRecords int64 `json:"topic_records"`
+	// TopicError is the last fetch error seen while events were missing.
+	TopicError string `json:"topic_error,omitempty"`
+	// Seconds is how long reconciliation took.
+	Seconds float64 `json:"seconds"`
+}
+
+// OK reports whether nothing was lost, duplicated, phantom or unpublished.
+func (r *ReconcileResult) OK() bool {
+	return r.LostCount == 0 && r.DuplicatedCount == 0 && r.PhantomCount == 0 && r.UnpublishedCount == 0
+}
+
+// Err returns nil when OK, else an error wrapping [ErrReconcile] that
+// gives the counts.
+func (r *ReconcileResult) Err() error {
+	if r.OK() {
+		return nil
+	}
+	return fmt.Errorf("%w: lost %d, duplicated %d, phantom %d, unpublished %d",
+		ErrReconcile, r.LostCount, r.DuplicatedCount, r.PhantomCount, r.UnpublishedCount)
+}
+
+// Reconcile checks a finished run against PostgreSQL and the topic:
+//   - every acked id is in orders exactly once;
+//   - no id that was refused (4xx, 429, 503) and never acknowledged is in
+//     orders (an id refused and then acknowledged on a resend is fine);
+//   - every acked id has an order.created event (header ce_id "<id>/1") on
+//     topic, reading the whole topic from the start until all are seen or
+//     timeout has passed.
+//
+// It returns an error only when a check could not be made (database or
+// broker unreachable); disagreements are in the result, see
+// [ReconcileResult.Err]. It blocks for at most timeout plus the database
+// queries, or until ctx is done.
+func Reconcile(ctx context.Context, databaseURL string, brokers []string, topic string, acked, refused []string, timeout time.Duration) (*ReconcileResult, error) {
+	start := time.Now()
+	ackedSet := make(map[string]struct{}, len(acked))
+	for _, id := range acked {
+		ackedSet[id] = struct{}{}
+	}
+	ackedIDs := sortedKeys(ackedSet)
+	refusedOnly := map[string]struct{}{}
+	refusedAll := 0
+	seen := map[string]struct{}{}
+	for _, id := range refused {
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		refusedAll++
+		if _, ok := ackedSet[id]; !ok {
+			refusedOnly[id] = struct{}{}
+		}
+	}
+	res := &ReconcileResult{Acked: len(ackedIDs), Refused: refusedAll}
+
+	if err := reconcileDB(ctx, databaseURL, ackedIDs, sortedKeys(refusedOnly), res); err != nil {
+		return nil, err
+	}
+	if err := reconcileTopic(ctx, brokers, topic, ackedIDs, timeout, res); err != nil {
+		return nil, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// reconcileDB fills in lost, duplicated and phantom ids.
+func reconcileDB(ctx context.Context, databaseURL string, acked, refusedOnly []string, res *ReconcileResult) error {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return fmt.Errorf("reconcile: connect to database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	var lost, duplicated, phantom []string
+	for ids := range slices.Chunk(acked, reconcileChunk) {
+		found := make(map[string]int64, len(ids))
+		rows, _ := conn.Query(ctx, `SELECT id, count(*) FROM orders WHERE id = ANY($1) GROUP BY id`, ids)
+		var id string
+		var n int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
+			found[id] = n
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reconcile: query %d acked ids: %w", len(ids), err)
+		}
+		for _, id := range ids {
+			switch n := found[id]; {
+			case n == 0:
+				lost = append(lost, id)
+			case n > 1:
+				duplicated = append(duplicated, id)
+			}
+		}
+	}
+	for ids := range slices.Chunk(refusedOnly, reconcileChunk) {
+		rows, _ := conn.Query(ctx, `SELECT id FROM orders WHERE id = ANY($1)`, ids)
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			phantom = append(phantom, id)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reconcile: query %d refused ids: %w", len(ids), err)
+		}
+	}
+	res.LostCount, res.Lost = len(lost), examples(lost)
+	res.DuplicatedCount, res.Duplicated = len(duplicated), examples(duplicated)
+	res.PhantomCount, res.Phantom = len(phantom), examples(phantom)
+	return nil
+}
+
+// reconcileTopic fills in unpublished ids: acked ids whose ce_id <id>/1 is
+// not on the topic within timeout.
+func reconcileTopic(ctx context.Context, brokers []string, topic string, acked []string, timeout time.Duration, res *ReconcileResult) error {
+	if len(acked) == 0 {
+		return nil
+	}
+	if len(brokers) == 0 || topic == "" {
+		return fmt.Errorf("reconcile: no kafka brokers or topic given")
+	}
+	want := make(map[string]struct{}, len(acked))
+	for _, id := range acked {
+		want[id+"/1"] = struct{}{}
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return fmt.Errorf("reconcile: kafka client: %w", err)
+	}
+	defer cl.Close()
+
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := cl.Ping(pctx); err != nil {
+		return fmt.Errorf("reconcile: reach kafka brokers %v: %w", brokers, err)
+	}
+	for len(want) > 0 && pctx.Err() == nil {
+		fetches := cl.PollFetches(pctx)
+		fetches.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				res.TopicError = err.Error()
+			}
+		})
+		fetches.EachRecord(func(r *kgo.Record) {
+			res.TopicRecords++
+			for _, h := range r.Headers {
+				if h.Key == "ce_id" {
+					delete(want, string(h.Value))
+				}
+			}
+		})
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("reconcile: read topic %s: %w", topic, err)
+	}
+	unpublished := make([]string, 0, len(want))
+	for k := range want {
+		unpublished = append(unpublished, strings.TrimSuffix(k, "/1"))
+	}
+	slices.Sort(unpublished)
+	res.UnpublishedCount, res.Unpublished = len(unpublished), examples(unpublished)
+	if len(want) == 0 {
+		res.TopicError = ""
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// examples returns the first ReconcileExamples of sorted ids.
+func examples(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	return slices.Clip(ids[:min(len(ids), ReconcileExamples)])
+}

@@ -1,0 +1,289 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is everything one run measured. It is the single data model every
+// [Writer] renders — the terminal summary, the JSON file, and any chart
+// writer — so a new output never needs the generator's internals. Counts,
+// rates and latencies cover the measured window (after warmup); the id
+// counts and the reconciliation cover the whole run.
+type Report struct {
+	RunID   string    `json:"run_id"`
+	Started time.Time `json:"started"`
+	Config  Config    `json:"config"`
+	// ElapsedSeconds is the measured window: from the end of warmup until
+	// the last answer arrived.
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	Counts         Counts  `json:"counts"`
+	Rates          Rates   `json:"rates"`
+	// Latency is of 2xx answers; in open loop measured from each request's
+	// scheduled send time.
+	Latency Latency `json:"latency"`
+	// Series has one point per second of the measured window.
+	Series []Second `json:"series"`
+	// Server is the server's cost from its /metrics; nil when not scraped,
+	// with ServerError saying why when a scrape failed.
+	Server      *ServerUsage `json:"server,omitempty"`
+	ServerError string       `json:"server_error,omitempty"`
+	// Generator is the load generator's own cost over the measured window.
+	Generator GeneratorUsage `json:"generator"`
+	// Reconcile is nil when reconciliation did not run.
+	Reconcile *ReconcileResult `json:"reconcile,omitempty"`
+}
+
+// Counts are answers by kind in the measured window.
+type Counts struct {
+	// Requests is every measured request that got an answer or failed.
+	Requests int64 `json:"requests"`
+	// Acked got 201 or 200; Created got 201.
+	Acked   int64 `json:"acked"`
+	Created int64 `json:"created"`
+	// Refused got a 4xx (429 included) or 503: nothing was stored.
+	Refused int64 `json:"refused"`
+	// Unknown got a transport error, a timeout or a 5xx other than 503:
+	// the order may or may not be stored.
+	Unknown         int64 `json:"unknown"`
+	TransportErrors int64 `json:"transport_errors"`
+	// ByStatus counts answers by HTTP status ("201"), plus
+	// "transport_error" and "other".
+	ByStatus map[string]int64 `json:"by_status"`
+	// DroppedByGenerator counts open-loop requests the generator did not
+	// send because MaxInFlight requests were outstanding. Non-zero means
+	// the offered rate was not offered: raise -max-in-flight or lower -rate.
+	DroppedByGenerator int64 `json:"dropped_by_generator"`
+	// WarmupRequests were sent during warmup and are not in the counts above.
+	WarmupRequests int64 `json:"warmup_requests"`
+	// Duplicates counts resends in the duplicates scenario.
+	Duplicates DuplicateCounts `json:"duplicates"`
+	// AckedIDs and RefusedIDs are distinct order ids acknowledged and
+	// refused over the whole run, warmup included: the reconciliation input.
+	AckedIDs   int `json:"acked_ids"`
+	RefusedIDs int `json:"refused_ids"`
+}
+
+// DuplicateCounts are the answers to resent orders. The contract answers a
+// resend with 200; a 201 means the server created the same order twice.
+type DuplicateCounts struct {
+	Sent     int64 `json:"sent"`
+	Got200   int64 `json:"got_200"`
+	Got201   int64 `json:"got_201"`
+	GotOther int64 `json:"got_other"`
+}
+
+// Rates are per second of the measured window.
+type Rates struct {
+	AckedPerSecond    float64 `json:"acked_per_second"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// ScheduledPerSecond is the open-loop rate asked for (0 in closed loop).
+	ScheduledPerSecond float64 `json:"scheduled_per_second,omitempty"`
+}
+
+// Latency summarizes the HDR histogram (1µs–60s, 3 significant figures) of
+// 2xx latencies, in microseconds.
+type Latency struct {
+	Count      int64   `json:"count"`
+	MinMicros  int64   `json:"min_us"`
+	MeanMicros float64 `json:"mean_us"`
+	P50Micros  int64   `json:"p50_us"`
+	P90Micros  int64   `json:"p90_us"`
+	P99Micros  int64   `json:"p99_us"`
+	P999Micros int64   `json:"p99_9_us"`
+	MaxMicros  int64   `json:"max_us"`
+	// Distribution is the percentile spectrum, for charts.
+	Distribution []Quantile `json:"distribution,omitempty"`
+}
+
+// Quantile is one point of a latency distribution.
+type Quantile struct {
+	Percentile float64 `json:"percentile"`
+	Micros     int64   `json:"us"`
+}
+
+// Second is one second of the measured window, by the time answers arrived.
+type Second struct {
+	// T is seconds since measuring started.
+	T int `json:"t"`
+	// SpanSeconds is how much of this second the window covers: 1, except
+	// for the last second, which the run usually ends inside. Rates are
+	// Acked / SpanSeconds.
+	SpanSeconds float64 `json:"span_seconds"`
+	Requests    int64   `json:"requests"`
+	Acked       int64   `json:"acked"`
+	// Errors are answers that were not 2xx, transport errors included.
+	Errors int64 `json:"errors"`
+	// Latencies of this second's 2xx answers (2 significant figures).
+	P50Micros int64 `json:"p50_us"`
+	P99Micros int64 `json:"p99_us"`
+	MaxMicros int64 `json:"max_us"`
+}
+
+// GeneratorUsage is the load generator's own CPU over the measured window:
+// on a shared box it is CPU the server did not get.
+type GeneratorUsage struct {
+	CPUSeconds             float64 `json:"cpu_seconds"`
+	CPUCores               float64 `json:"cpu_cores"`
+	CPUSecondsPer1000Acked float64 `json:"cpu_seconds_per_1000_acked"`
+}
+
+// Writer renders a finished Report: a terminal summary, a JSON file, a
+// chart. Implementations read only the Report.
+type Writer interface {
+	WriteReport(r *Report) error
+}
+
+// JSONFile writes the report as indented JSON to Path, creating its
+// directory. The file is written to a temporary name and renamed, so a
+// reader never sees half a report.
+type JSONFile struct {
+	Path string
+}
+
+// WriteReport implements [Writer].
+func (j JSONFile) WriteReport(r *Report) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(j.Path), 0o755); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	tmp := j.Path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if err := os.Rename(tmp, j.Path); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// ReadReport reads a report that JSONFile wrote, for tools that render
+// reports after the run (charts, comparisons).
+func ReadReport(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read report: %w", err)
+	}
+	r := new(Report)
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("decode report %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// Summary writes a human-readable summary to W.
+type Summary struct {
+	W io.Writer
+}
+
+// WriteReport implements [Writer].
+func (s Summary) WriteReport(r *Report) error {
+	var b strings.Builder
+	c, cfg := r.Counts, r.Config
+	fmt.Fprintf(&b, "run %s: %s loop", r.RunID, cfg.Mode)
+	if cfg.Mode == ModeOpen {
+		fmt.Fprintf(&b, ", %d req/s scheduled, at most %d in flight", cfg.Rate, cfg.MaxInFlight)
+	} else {
+		fmt.Fprintf(&b, ", %d connections", cfg.Conns)
+	}
+	fmt.Fprintf(&b, ", scenario %s, %d items/order, target %s\n", cfg.Scenario, cfg.Items, cfg.Target)
+	fmt.Fprintf(&b, "measured %.2fs after %v warmup (%d warmup requests)\n", r.ElapsedSeconds, cfg.Warmup, c.WarmupRequests)
+	fmt.Fprintf(&b, "requests %d  acked %d (%.0f/s)  refused %d  unknown %d  transport errors %d\n",
+		c.Requests, c.Acked, r.Rates.AckedPerSecond, c.Refused, c.Unknown, c.TransportErrors)
+	fmt.Fprintf(&b, "by status: %s\n", formatStatus(c.ByStatus))
+	if c.DroppedByGenerator > 0 {
+		fmt.Fprintf(&b, "WARNING: %d requests dropped by the generator (max in-flight reached): the offered rate was not offered\n", c.DroppedByGenerator)
+	}
+	if d := c.Duplicates; d.Sent > 0 {
+		fmt.Fprintf(&b, "duplicates sent %d: 200 %d, 201 %d, other %d\n", d.Sent, d.Got200, d.Got201, d.GotOther)
+	}
+	l := r.Latency
+	fmt.Fprintf(&b, "latency (2xx, n=%d): p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", l.Count,
+		micros(l.P50Micros), micros(l.P90Micros), micros(l.P99Micros), micros(l.P999Micros), micros(l.MaxMicros))
+	if lo, hi, n := fullSeconds(r.Series); n > 0 {
+		fmt.Fprintf(&b, "acked per second: min %d max %d over %d full seconds\n", lo, hi, n)
+	}
+	g := r.Generator
+	fmt.Fprintf(&b, "generator: %.2f cores, %.3f CPU s per 1000 acked\n", g.CPUCores, g.CPUSecondsPer1000Acked)
+	switch {
+	case r.Server != nil:
+		sv := r.Server
+		fmt.Fprintf(&b, "server: %.2f cores, %.3f CPU s per 1000 acked, %.1f MB/s allocated (%.0f B/order), GC pause %.2f%%\n",
+			sv.CPUCores, sv.CPUSecondsPer1000Acked, sv.AllocBytesPerSecond/1e6, sv.AllocBytesPerAcked, sv.GCPauseFraction*100)
+		if len(sv.Missing) > 0 {
+			fmt.Fprintf(&b, "server metrics missing: %s\n", strings.Join(sv.Missing, ", "))
+		}
+	case r.ServerError != "":
+		fmt.Fprintf(&b, "server metrics: %s\n", r.ServerError)
+	}
+	if rc := r.Reconcile; rc != nil {
+		verdict := "OK"
+		if !rc.OK() {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(&b, "reconcile %s: %d acked, %d refused checked; lost %d, duplicated %d, phantom %d, unpublished %d (topic records read %d, %.1fs)\n",
+			verdict, rc.Acked, rc.Refused, rc.LostCount, rc.DuplicatedCount, rc.PhantomCount, rc.UnpublishedCount, rc.TopicRecords, rc.Seconds)
+		for _, e := range []struct {
+			name string
+			ids  []string
+		}{{"lost", rc.Lost}, {"duplicated", rc.Duplicated}, {"phantom", rc.Phantom}, {"unpublished", rc.Unpublished}} {
+			if len(e.ids) > 0 {
+				fmt.Fprintf(&b, "  %s e.g. %s\n", e.name, strings.Join(e.ids[:min(len(e.ids), 5)], " "))
+			}
+		}
+	}
+	_, err := io.WriteString(s.W, b.String())
+	return err
+}
+
+// fullSeconds returns the range of acked counts over the seconds the
+// window covers completely, and how many there are.
+func fullSeconds(series []Second) (lo, hi int64, n int) {
+	for _, p := range series {
+		if p.SpanSeconds < 1 {
+			continue
+		}
+		if n == 0 {
+			lo, hi = p.Acked, p.Acked
+		}
+		lo, hi, n = min(lo, p.Acked), max(hi, p.Acked), n+1
+	}
+	return lo, hi, n
+}
+
+func formatStatus(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}
+
+// micros formats a microsecond count for people: 850µs, 12.3ms, 1.20s.
+func micros(us int64) string {
+	switch {
+	case us < 1000:
+		return fmt.Sprintf("%dµs", us)
+	case us < 1_000_000:
+		return fmt.Sprintf("%.1fms", float64(us)/1e3)
+	default:
+		return fmt.Sprintf("%.2fs", float64(us)/1e6)
+	}
+}
