@@ -72,6 +72,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (engi
 	fs.IntVar(&maxConns, "store.max-conns", int(st.MaxConns), "PostgreSQL pool size (≥ -pipeline.writers + 2 is sensible)")
 	fs.DurationVar(&st.TxTimeout, "store.tx-timeout", st.TxTimeout, "time budget of one transaction attempt")
 	fs.IntVar(&st.MaxRetries, "store.max-retries", st.MaxRetries, "retries of a batch after a retryable PostgreSQL error")
+	fs.IntVar(&st.CopyMinRows, "store.copy-min-rows", st.CopyMinRows, "batches of at least this many orders go through COPY into a staging table; smaller ones insert from arrays")
 	fs.DurationVar(&st.RetryBackoff, "store.retry-backoff", st.RetryBackoff, "base of the exponential retry backoff (with full jitter)")
 
 	pb := &cfg.Publish

@@ -22,7 +22,7 @@ func newTestStore(t testing.TB) (*Store, string, *metrics.Metrics) {
 	t.Helper()
 	url := pgtest.New(t)
 	m := metrics.New()
-	s, err := New(context.Background(), Config{URL: url}, m, nil)
+	s, err := New(context.Background(), Config{URL: url, CopyMinRows: testCopyMinRows}, m, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -31,6 +31,28 @@ func newTestStore(t testing.TB) (*Store, string, *metrics.Metrics) {
 		t.Fatalf("Migrate: %v", err)
 	}
 	return s, url, m
+}
+
+// testCopyMinRows is the Config.CopyMinRows of newTestStore: 0 (the
+// default) sends the small test batches through the array insert;
+// TestWriteOrdersThroughCopy reruns the write tests with 1, through COPY
+// and the staging table. Tests in this package do not run in parallel.
+var testCopyMinRows int
+
+func TestWriteOrdersThroughCopy(t *testing.T) {
+	testCopyMinRows = 1
+	defer func() { testCopyMinRows = 0 }()
+	for name, fn := range map[string]func(*testing.T){
+		"CreatedThenDuplicate":    TestWriteOrdersCreatedThenDuplicate,
+		"Conflict":                TestWriteOrdersConflict,
+		"WithinOneBatch":          TestWriteOrdersWithinOneBatch,
+		"BisectsPoisonRows":       TestWriteOrdersBisectsPoisonRows,
+		"ConcurrentOverlapping":   TestWriteOrdersConcurrentOverlapping,
+		"AfterBackendsTerminated": TestWriteOrdersAfterBackendsTerminated,
+		"AfterSchemaChange":       TestWriteOrdersAfterSchemaChange,
+	} {
+		t.Run(name, fn)
+	}
 }
 
 func counterValue(t testing.TB, c prometheus.Counter) float64 {

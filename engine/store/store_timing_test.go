@@ -8,15 +8,33 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/engine/order"
+	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
 // BenchmarkWriteOrders measures the group commit against the real database
 // (pgtest): each iteration commits rows new orders of 3 items and a ~300-byte
 // event each, in one WriteOrders call. rows/s is orders committed per second.
+//
+// method=copy sends the orders through COPY into the staging table,
+// method=unnest as arrays (Config.CopyMinRows picks between them by batch
+// size; these runs are what its default rests on).
 func BenchmarkWriteOrders(b *testing.B) {
-	for _, rows := range []int{1, 10, 100, 1000} {
-		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
-			s, _, _ := newTestStore(b)
+	for _, m := range []struct {
+		name        string
+		copyMinRows int
+	}{{"copy", 1}, {"unnest", 1 << 30}} {
+		for _, rows := range []int{1, 10, 100, 1000, 2000} {
+			b.Run(fmt.Sprintf("method=%s/rows=%d", m.name, rows), func(b *testing.B) {
+				benchWriteOrders(b, m.copyMinRows, rows)
+			})
+		}
+	}
+}
+
+func benchWriteOrders(b *testing.B, copyMinRows, rows int) {
+	{
+		{
+			s := newBenchStore(b, copyMinRows)
 			event := make([]byte, 300)
 			for i := range event {
 				event[i] = 'a' + byte(i%26)
@@ -58,6 +76,20 @@ func BenchmarkWriteOrders(b *testing.B) {
 				n++
 			}
 			b.ReportMetric(float64(n*rows)/b.Elapsed().Seconds(), "rows/s")
-		})
+		}
 	}
+}
+
+func newBenchStore(b *testing.B, copyMinRows int) *Store {
+	b.Helper()
+	url := pgtest.New(b)
+	s, err := New(context.Background(), Config{URL: url, CopyMinRows: copyMinRows}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	if err := s.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return s
 }

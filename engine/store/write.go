@@ -44,6 +44,17 @@ FROM orderflow_stage ORDER BY seq
 ON CONFLICT DO NOTHING
 RETURNING id, content_hash, idempotency_key`
 
+// insertArraysSQL is insertOrdersSQL for small batches: the orders come as
+// arrays instead of through the staging table (see Config.CopyMinRows).
+// Ordinality plays the role of seq.
+const insertArraysSQL = `INSERT INTO orders (id, user_id, status, currency, total_cents, version, created_at, updated_at, idempotency_key, content_hash)
+SELECT id, user_id, 'created', currency, total_cents, 1, created_at, received_at, idempotency_key, content_hash
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::int8[])
+  WITH ORDINALITY AS s(id, user_id, currency, total_cents, created_at, received_at, idempotency_key, content_hash, seq)
+ORDER BY seq
+ON CONFLICT DO NOTHING
+RETURNING id, content_hash, idempotency_key`
+
 // lookupOrdersSQL reads the stored orders that kept staged rows out.
 const lookupOrdersSQL = `SELECT id, idempotency_key, content_hash, status, total_cents, version
 FROM orders WHERE id = ANY($1) OR idempotency_key = ANY($2)`
@@ -287,13 +298,18 @@ func (s *Store) commitOnce(parent context.Context, w *writeState, set []*order.O
 		err = &txError{step: step, err: err, connClosed: closed}
 	}()
 
-	w.stage.reset(set)
-	if _, err = tx.CopyFrom(ctx, stageTable, stageColumns, &w.stage); err != nil {
-		return err
+	var inserted int
+	if len(set) >= s.cfg.CopyMinRows {
+		w.stage.reset(set)
+		if _, err = tx.CopyFrom(ctx, stageTable, stageColumns, &w.stage); err != nil {
+			return err
+		}
+		step = "insert orders"
+		inserted, err = insertReturning(ctx, tx, set, insertOrdersSQL)
+	} else {
+		step = "insert orders"
+		inserted, err = insertReturning(ctx, tx, set, insertArraysSQL, w.arrays.fill(set)...)
 	}
-
-	step = "insert orders"
-	inserted, err := insertStaged(ctx, tx, set)
 	if err != nil {
 		return err
 	}
@@ -328,10 +344,11 @@ func (s *Store) commitOnce(parent context.Context, w *writeState, set []*order.O
 	return nil
 }
 
-// insertStaged runs insertOrdersSQL and marks the orders it created. The
-// returned rows are read as raw bytes: no allocation per row.
-func insertStaged(ctx context.Context, tx pgx.Tx, set []*order.Order) (int, error) {
-	rows, err := tx.Query(ctx, insertOrdersSQL)
+// insertReturning runs one of the INSERT … RETURNING statements and marks
+// the orders it created. The returned rows are read as raw bytes: no
+// allocation per row.
+func insertReturning(ctx context.Context, tx pgx.Tx, set []*order.Order, sql string, args ...any) (int, error) {
+	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -476,6 +493,7 @@ type writeState struct {
 	all     []*order.Order // every order of the call, sorted by id then arrival
 	created []*order.Order // created by the current attempt
 	stage   stageSource
+	arrays  orderArrays
 	items   itemSource
 	outbox  outboxSource
 	ids     []string
@@ -517,6 +535,7 @@ func (w *writeState) reset() {
 	clear(w.stored)
 	w.stored = w.stored[:0]
 	w.stage.reset(nil)
+	w.arrays.reset()
 	w.items.reset(nil)
 	w.outbox.reset(nil)
 	w.arena.Reset(1 << 20)
@@ -672,3 +691,40 @@ func (s *outboxSource) Values() ([]any, error) {
 
 // Err implements [pgx.CopyFromSource].
 func (s *outboxSource) Err() error { return nil }
+
+// orderArrays holds the column arrays of insertArraysSQL, reused between
+// calls. pgx encodes them as PostgreSQL arrays in one parameter each.
+type orderArrays struct {
+	ids, users, currencies []string
+	keys                   []pgtype.Text
+	totals, hashes         []int64
+	created, received      []time.Time
+	args                   []any
+}
+
+func (a *orderArrays) fill(set []*order.Order) []any {
+	a.reset()
+	for _, o := range set {
+		a.ids = append(a.ids, o.ID)
+		a.users = append(a.users, o.UserID)
+		a.currencies = append(a.currencies, o.Currency)
+		a.totals = append(a.totals, o.TotalCents)
+		a.created = append(a.created, o.CreatedAt)
+		a.received = append(a.received, o.ReceivedAt)
+		a.keys = append(a.keys, pgtype.Text{String: o.IdempotencyKey, Valid: o.IdempotencyKey != ""})
+		a.hashes = append(a.hashes, int64(o.Hash))
+	}
+	a.args = append(a.args[:0], a.ids, a.users, a.currencies, a.totals, a.created, a.received, a.keys, a.hashes)
+	return a.args
+}
+
+func (a *orderArrays) reset() {
+	clear(a.ids)
+	clear(a.users)
+	clear(a.currencies)
+	clear(a.keys)
+	clear(a.args)
+	a.ids, a.users, a.currencies, a.keys = a.ids[:0], a.users[:0], a.currencies[:0], a.keys[:0]
+	a.totals, a.hashes, a.created, a.received = a.totals[:0], a.hashes[:0], a.created[:0], a.received[:0]
+	a.args = a.args[:0]
+}
