@@ -1,0 +1,102 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/pgtest"
+)
+
+// startServer runs a real orderflow server on loopback ports against a
+// fresh database (demo catalog seeded) and the embedded broker, as `make
+// run` does, and returns its base address.
+func startServer(b *testing.B, tweak func(*engine.Config)) string {
+	b.Helper()
+	url := pgtest.New(b)
+	cfg := engine.DefaultConfig()
+	cfg.DatabaseURL = url
+	cfg.Listen = "127.0.0.1:0"
+	cfg.AdminListen = "127.0.0.1:0"
+	cfg.EmbeddedKafkaAddr = "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	if _, err := engine.SeedDemoCatalog(context.Background(), cfg); err != nil {
+		b.Fatalf("seed: %v", err)
+	}
+	e, err := engine.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = e.Shutdown(ctx)
+	})
+	return e.Addr()
+}
+
+var runSeq atomic.Int64
+
+// BenchmarkE2ECreateOrder drives POST /v1/orders through the real HTTP
+// listener, PostgreSQL group commit and the embedded Kafka broker: every
+// iteration is one order acknowledged after its commit. conns is the
+// number of concurrent client connections (closed loop). The orders/s
+// metric is what the whole box achieves with client, server, database and
+// broker sharing its cores.
+func BenchmarkE2ECreateOrder(b *testing.B) {
+	for _, conns := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			addr := startServer(b, nil)
+			hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, MaxConnWaitTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+			run := strconv.FormatInt(time.Now().UnixNano()+runSeq.Add(1), 36)
+			var seq atomic.Int64
+			var failed atomic.Int64
+			b.SetParallelism((conns + 1) / 2) // RunParallel starts parallelism×GOMAXPROCS goroutines
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				defer fasthttp.ReleaseRequest(req)
+				defer fasthttp.ReleaseResponse(resp)
+				body := make([]byte, 0, 256)
+				for pb.Next() {
+					n := seq.Add(1)
+					body = append(body[:0], `{"id":"b_`...)
+					body = append(body, run...)
+					body = append(body, '_')
+					body = strconv.AppendInt(body, n, 10)
+					body = append(body, `","user_id":"u_42","items":[{"sku":"milk-1l","qty":2},{"sku":"bread-rye","qty":1},{"sku":"eggs-10","qty":1}]}`...)
+					req.Reset()
+					req.SetRequestURI("http://" + addr + "/v1/orders")
+					req.Header.SetMethod(fasthttp.MethodPost)
+					req.Header.SetContentType("application/json")
+					req.SetBody(body)
+					if err := hc.Do(req, resp); err != nil || resp.StatusCode() != fasthttp.StatusCreated {
+						failed.Add(1)
+					}
+				}
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if f := failed.Load(); f > 0 {
+				b.Fatalf("%d of %d requests were not answered 201", f, seq.Load())
+			}
+			b.ReportMetric(float64(seq.Load())/elapsed.Seconds(), "orders/s")
+		})
+	}
+}
