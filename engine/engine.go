@@ -270,7 +270,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 	go func() { e.serveErr <- serveResult("public", e.front.Serve(e.ln)) }()
 	e.log.Info("orderflow started", "listen", e.ln.Addr().String(), "admin", e.adminLn.Addr().String(),
-		"kafka", brokers, "topic", cfg.KafkaTopic, "took", time.Since(start).Round(time.Millisecond))
+		"kafka", brokers, "topic", cfg.KafkaTopic, "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
@@ -336,7 +336,7 @@ func (e *Engine) shutdown(ctx context.Context) error {
 	step := func(name string, fn func() error) {
 		t := time.Now()
 		err := fn()
-		e.log.Info("shutdown step", "step", name, "took", time.Since(t).Round(time.Microsecond), "err", err)
+		e.log.Info("shutdown step", "step", name, "took", time.Since(t).Round(time.Microsecond).String(), "err", err)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}

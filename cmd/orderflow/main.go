@@ -50,10 +50,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return seedDemoCatalog(ctx, cfg)
 	}
 	log.Info("orderflow starting", "version", version)
-	if len(cfg.KafkaBrokers) == 0 {
-		log.Warn("KAFKA_BROKERS is empty: running the embedded in-memory Kafka broker; for development only, events are lost when the process exits",
-			"addr", cfg.EmbeddedKafkaAddr)
-	}
 	e, err := engine.New(cfg)
 	if err != nil {
 		return err

@@ -183,7 +183,7 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 		p.cancelSweep()
 	}
 	p.sweepWG.Wait()
-	p.log.Info("publish shutdown: sweeper stopped", "took", time.Since(t))
+	p.log.Info("publish shutdown: sweeper stopped", "took", time.Since(t).String())
 
 	t = time.Now()
 	buffered := p.cl.BufferedProduceRecords()
@@ -191,20 +191,20 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 	if ferr != nil {
 		ferr = fmt.Errorf("flush kafka client with %d records buffered: %w", buffered, ferr)
 	}
-	p.log.Info("publish shutdown: kafka client flushed", "records", buffered, "took", time.Since(t), "err", ferr)
+	p.log.Info("publish shutdown: kafka client flushed", "records", buffered, "took", time.Since(t).String(), "err", ferr)
 
 	t = time.Now()
 	close(p.stopDelete)
 	p.deleteWG.Wait()
 	n, derr := p.del.drain(ctx, p)
-	p.log.Info("publish shutdown: acknowledged rows deleted", "rows", n, "took", time.Since(t), "err", derr)
+	p.log.Info("publish shutdown: acknowledged rows deleted", "rows", n, "took", time.Since(t).String(), "err", derr)
 
 	if w := p.win.Load(); w != nil {
 		w.cancel() // flushed: no record needs it
 	}
 	t = time.Now()
 	p.cl.Close()
-	p.log.Info("publish shutdown: kafka client closed", "took", time.Since(t))
+	p.log.Info("publish shutdown: kafka client closed", "took", time.Since(t).String())
 	return errors.Join(ferr, derr)
 }
 
