@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -98,5 +99,58 @@ func BenchmarkE2ECreateOrder(b *testing.B) {
 			}
 			b.ReportMetric(float64(seq.Load())/elapsed.Seconds(), "orders/s")
 		})
+	}
+}
+
+// BenchmarkE2EOrderBatches drives POST /v1/order-batches (NDJSON) through
+// the real listener: each iteration is one request of per orders, all
+// committed (per-item 201) before the answer. orders/s counts orders.
+func BenchmarkE2EOrderBatches(b *testing.B) {
+	for _, per := range []int{100, 1000} {
+		for _, conns := range []int{1, 4} {
+			b.Run(fmt.Sprintf("orders_per_request=%d/conns=%d", per, conns), func(b *testing.B) {
+				addr := startServer(b, nil)
+				hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, MaxConnWaitTimeout: 60 * time.Second,
+					ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, MaxResponseBodySize: 64 << 20}
+				run := strconv.FormatInt(time.Now().UnixNano()+runSeq.Add(1), 36)
+				var seq, requests, failed atomic.Int64
+				b.SetParallelism((conns + 1) / 2)
+				b.ReportAllocs()
+				b.ResetTimer()
+				start := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+					defer fasthttp.ReleaseRequest(req)
+					defer fasthttp.ReleaseResponse(resp)
+					body := make([]byte, 0, per*160)
+					for pb.Next() {
+						body = body[:0]
+						for range per {
+							body = append(body, `{"id":"bb_`...)
+							body = append(body, run...)
+							body = append(body, '_')
+							body = strconv.AppendInt(body, seq.Add(1), 10)
+							body = append(body, `","user_id":"u_42","items":[{"sku":"milk-1l","qty":2},{"sku":"bread-rye","qty":1},{"sku":"eggs-10","qty":1}]}`+"\n"...)
+						}
+						req.Reset()
+						req.SetRequestURI("http://" + addr + "/v1/order-batches")
+						req.Header.SetMethod(fasthttp.MethodPost)
+						req.Header.SetContentType("application/x-ndjson")
+						req.SetBody(body)
+						requests.Add(1)
+						if err := hc.Do(req, resp); err != nil || resp.StatusCode() != fasthttp.StatusOK ||
+							!bytes.HasPrefix(resp.Body(), []byte(`{"created":`+strconv.Itoa(per)+`,`)) {
+							failed.Add(1)
+						}
+					}
+				})
+				elapsed := time.Since(start)
+				b.StopTimer()
+				if f := failed.Load(); f > 0 {
+					b.Fatalf("%d of %d requests did not commit every order", f, requests.Load())
+				}
+				b.ReportMetric(float64(seq.Load())/elapsed.Seconds(), "orders/s")
+			})
+		}
 	}
 }
