@@ -18,6 +18,15 @@
 //	  (crash between commit and publish, Kafka away) with FOR UPDATE SKIP
 //	  LOCKED, so any instance can recover any other's leftovers.
 //
+// Status changes take the same road through their own pipeline
+// (store.WriteStatus: lock the touched orders, apply every change in arrival
+// order, write each order once, one outbox row per new version). That
+// pipeline runs one writer by default so that events reach the publisher in
+// commit order; an order's creation event is handed to the publisher before
+// its 201 is sent, so a status change made after the 201 can never be
+// published ahead of it. What the fast path could not deliver, the sweeper
+// publishes per order in version order (one sweeper at a time fleet-wide).
+//
 // The sequence is "database, then Kafka, through a transactional outbox":
 // an answer 2xx means the order and its outbox row are committed
 // (synchronous_commit on); publishing is at least once, and consumers
