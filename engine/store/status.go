@@ -11,28 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/orderflow/orderflow/engine/metrics"
 	"github.com/orderflow/orderflow/engine/order"
 )
-
-type statusMetrics struct {
-	commitSeconds prometheus.Observer
-	errRetryable  prometheus.Counter
-	errOther      prometheus.Counter
-	retries       prometheus.Counter
-}
-
-func newStatusMetrics(m *metrics.Metrics) statusMetrics {
-	const op = "status"
-	return statusMetrics{
-		commitSeconds: m.CommitSeconds.WithLabelValues(op),
-		errRetryable:  m.CommitErrors.WithLabelValues(op, "retryable"),
-		errOther:      m.CommitErrors.WithLabelValues(op, "other"),
-		retries:       m.DBRetries.WithLabelValues(op),
-	}
-}
 
 // lockOrdersSQL reads and locks the current state of every order a batch of
 // status changes touches. ORDER BY id makes every status transaction lock
@@ -152,43 +132,8 @@ func (s *Store) WriteStatus(ctx context.Context, batches []*order.UpdateBatch) {
 }
 
 func (s *Store) statusRetrying(ctx context.Context, w *statusState) error {
-	retries := 0
-	planRetried := false
-	attemptCtx := ctx
-	for {
-		err := s.statusOnce(attemptCtx, w)
-		if err == nil {
-			return nil
-		}
-		kind := classify(err)
-		if ctx.Err() != nil {
-			kind = kindOther
-		}
-		switch kind {
-		case kindCachedPlan:
-			s.status.errRetryable.Inc()
-			if planRetried {
-				return err
-			}
-			planRetried = true
-			s.status.retries.Inc()
-			continue
-		case kindRetryable:
-			s.status.errRetryable.Inc()
-			if retries >= s.cfg.MaxRetries {
-				return fmt.Errorf("%d retries: %w", retries, err)
-			}
-		default:
-			s.status.errOther.Inc()
-			return err
-		}
-		if serr := sleepCtx(ctx, s.backoff(retries)); serr != nil {
-			return err
-		}
-		retries++
-		s.status.retries.Inc()
-		attemptCtx = context.WithValue(ctx, pingOnAcquire{}, true)
-	}
+	// Outcomes are recomputed by every attempt: nothing to reset.
+	return s.retrying(ctx, &s.status, func(ctx context.Context) error { return s.statusOnce(ctx, w) }, func() {})
 }
 
 // statusOnce runs one attempt: lock, decide, write, copy events, commit.

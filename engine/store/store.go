@@ -28,16 +28,29 @@ type Store struct {
 	cfg  Config
 	log  *slog.Logger
 
-	// Metric children for op="orders", resolved once.
+	// Metric children for op="orders" and op="status", resolved once.
+	orders, status opMetrics
+}
+
+// opMetrics are one operation's store metrics.
+type opMetrics struct {
 	commitSeconds prometheus.Observer
 	errRetryable  prometheus.Counter
 	errData       prometheus.Counter
 	errOther      prometheus.Counter
 	retries       prometheus.Counter
 	bisections    prometheus.Counter
+}
 
-	// Metric children for op="status".
-	status statusMetrics
+func newOpMetrics(m *metrics.Metrics, op string) opMetrics {
+	return opMetrics{
+		commitSeconds: m.CommitSeconds.WithLabelValues(op),
+		errRetryable:  m.CommitErrors.WithLabelValues(op, "retryable"),
+		errData:       m.CommitErrors.WithLabelValues(op, "data"),
+		errOther:      m.CommitErrors.WithLabelValues(op, "other"),
+		retries:       m.DBRetries.WithLabelValues(op),
+		bisections:    m.DBBisections.WithLabelValues(op),
+	}
 }
 
 // stageTable is the per-connection temporary table WriteOrders copies a
@@ -97,18 +110,12 @@ func New(ctx context.Context, cfg Config, m *metrics.Metrics, log *slog.Logger) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	const op = "orders"
 	return &Store{
-		pool:          pool,
-		cfg:           cfg,
-		log:           log,
-		commitSeconds: m.CommitSeconds.WithLabelValues(op),
-		errRetryable:  m.CommitErrors.WithLabelValues(op, "retryable"),
-		errData:       m.CommitErrors.WithLabelValues(op, "data"),
-		errOther:      m.CommitErrors.WithLabelValues(op, "other"),
-		retries:       m.DBRetries.WithLabelValues(op),
-		bisections:    m.DBBisections.WithLabelValues(op),
-		status:        newStatusMetrics(m),
+		pool:   pool,
+		cfg:    cfg,
+		log:    log,
+		orders: newOpMetrics(m, "orders"),
+		status: newOpMetrics(m, "status"),
 	}, nil
 }
 

@@ -100,7 +100,7 @@ func (s *Store) WriteOrders(ctx context.Context, batches []*order.Batch) {
 	// Stable: equal ids keep arrival order, so the first one wins.
 	slices.SortStableFunc(w.all, func(a, b *order.Order) int { return strings.Compare(a.ID, b.ID) })
 	s.writeSet(ctx, w, w.all)
-	s.commitSeconds.Observe(time.Since(start).Seconds())
+	s.orders.commitSeconds.Observe(time.Since(start).Seconds())
 }
 
 // writeSet commits set (sorted) with retries; on a data error it bisects set
@@ -116,7 +116,7 @@ func (s *Store) writeSet(ctx context.Context, w *writeState, set []*order.Order)
 			set[0].Result = order.Result{Outcome: order.OutcomeRejected, Err: err}
 			return
 		}
-		s.bisections.Inc()
+		s.orders.bisections.Inc()
 		mid := len(set) / 2
 		s.writeSet(ctx, w, set[:mid])
 		s.writeSet(ctx, w, set[mid:])
@@ -140,21 +140,22 @@ const (
 	kindCachedPlan
 )
 
-// commitRetrying runs commitOnce until it succeeds, fails with an error that
-// retrying cannot fix, or runs out of retries. The returned error wraps
-// errData for data errors.
-func (s *Store) commitRetrying(ctx context.Context, w *writeState, set []*order.Order) error {
+// retrying runs attempt until it succeeds, fails with an error that
+// retrying cannot fix, or runs out of retries (Config.MaxRetries), sleeping
+// a jittered exponential backoff between tries. reset runs after every
+// failed attempt (to clear results it set). Retries after a lost connection
+// ask the pool to ping before handing out a connection. The returned error
+// wraps errData for data errors.
+func (s *Store) retrying(ctx context.Context, m *opMetrics, attempt func(context.Context) error, reset func()) error {
 	planRetried := false
 	retries := 0
 	attemptCtx := ctx
 	for {
-		err := s.commitOnce(attemptCtx, w, set)
+		err := attempt(attemptCtx)
 		if err == nil {
 			return nil
 		}
-		for _, o := range set {
-			o.Result = order.Result{}
-		}
+		reset()
 		kind := classify(err)
 		if ctx.Err() != nil {
 			// The caller gave up: whatever the error, don't try again.
@@ -162,33 +163,44 @@ func (s *Store) commitRetrying(ctx context.Context, w *writeState, set []*order.
 		}
 		switch kind {
 		case kindData:
-			s.errData.Inc()
+			m.errData.Inc()
 			return fmt.Errorf("%w: %w", errData, err)
 		case kindCachedPlan:
-			s.errRetryable.Inc()
+			m.errRetryable.Inc()
 			if planRetried {
 				return err
 			}
 			planRetried = true // pgx dropped the stale statement: retry now
-			s.retries.Inc()
+			m.retries.Inc()
 			continue
 		case kindRetryable:
-			s.errRetryable.Inc()
+			m.errRetryable.Inc()
 			if retries >= s.cfg.MaxRetries {
 				return fmt.Errorf("%d retries: %w", retries, err)
 			}
 		default:
-			s.errOther.Inc()
+			m.errOther.Inc()
 			return err
 		}
-		s.log.Debug("retrying batch transaction", "orders", len(set), "retry", retries+1, "err", err)
+		s.log.Debug("retrying batch transaction", "retry", retries+1, "err", err)
 		if serr := sleepCtx(ctx, s.backoff(retries)); serr != nil {
 			return err
 		}
 		retries++
-		s.retries.Inc()
+		m.retries.Inc()
 		attemptCtx = context.WithValue(ctx, pingOnAcquire{}, true)
 	}
+}
+
+// commitRetrying commits set with retries (see retrying).
+func (s *Store) commitRetrying(ctx context.Context, w *writeState, set []*order.Order) error {
+	return s.retrying(ctx, &s.orders,
+		func(ctx context.Context) error { return s.commitOnce(ctx, w, set) },
+		func() {
+			for _, o := range set {
+				o.Result = order.Result{}
+			}
+		})
 }
 
 // backoff returns the sleep before retry n (0-based): full jitter over
