@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,7 +30,28 @@ const (
 	// DuplicateRatio of the requests, resends an order that was already
 	// acknowledged (same id, same body, same key); the server must answer 200.
 	ScenarioDuplicates = "duplicates"
+	// ScenarioBatches sends BatchSize new orders per request to
+	// POST /v1/order-batches as NDJSON; every item's own result counts.
+	ScenarioBatches = "batches"
+	// ScenarioMix creates orders and moves each acknowledged one through
+	// MixStatuses with POST /v1/orders/{id}/status, one request per change:
+	// a third of the requests are creates, two thirds status updates.
+	ScenarioMix = "mix"
 )
+
+// Scenarios lists every scenario, for flag help and validation.
+var Scenarios = []string{ScenarioOrders, ScenarioDuplicates, ScenarioBatches, ScenarioMix}
+
+// MixStatuses are the status changes ScenarioMix applies, in order, to each
+// order it created: versions 2 and 3.
+var MixStatuses = []string{"paid", "assembling"}
+
+// MaxBatchSize is the API's limit of orders per bulk request.
+const MaxBatchSize = 10_000
+
+// maxRunID bounds RunID so that an order id, lt_<run id>_<n>, stays within
+// the API's 64 characters for any n (20 digits at most).
+const maxRunID = 64 - len("lt_") - 1 - 20
 
 // DuplicateRatio is the share of requests that resend an acknowledged order
 // in [ScenarioDuplicates].
@@ -74,15 +96,21 @@ type Config struct {
 	MaxRequests int64
 	// RequestTimeout bounds one request, connect included. Default: 10s.
 	RequestTimeout time.Duration
-	// Scenario is ScenarioOrders or ScenarioDuplicates. Default: ScenarioOrders.
+	// Scenario is one of Scenarios. Default: ScenarioOrders.
 	Scenario string
+	// BatchSize is the number of orders per request in ScenarioBatches,
+	// 1–MaxBatchSize. Default: 100; ignored by the other scenarios.
+	BatchSize int
+	// Name labels the target in reports and charts ("orderflow",
+	// "baseline"); it does not change what is sent. Default: "".
+	Name string
 	// Items is the number of items per order, 1–100. Default: 3.
 	Items int
 	// SKUs are the products items are drawn from; each must exist in the
 	// server's catalog. Default: DefaultSKUs.
 	SKUs []string
 	// RunID makes this run's order ids unique: ids are lt_<RunID>_<n>.
-	// 1–32 of A-Z a-z 0-9 _ - . :. Default: UTC time plus random hex.
+	// 1–40 of A-Z a-z 0-9 _ - . :. Default: UTC time plus random hex.
 	RunID string
 	// Admin is the server's admin base URL; when set, /metrics is scraped
 	// when measuring starts and ends to report the server's CPU, allocation
@@ -115,6 +143,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Items == 0 {
 		c.Items = 3
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 100
 	}
 	if len(c.SKUs) == 0 {
 		c.SKUs = append([]string(nil), DefaultSKUs...)
@@ -170,8 +201,11 @@ func (c Config) Validate() error {
 	if c.RequestTimeout <= 0 {
 		return fmt.Errorf("request timeout %v: want > 0", c.RequestTimeout)
 	}
-	if c.Scenario != ScenarioOrders && c.Scenario != ScenarioDuplicates {
-		return fmt.Errorf("scenario %q: want %q or %q", c.Scenario, ScenarioOrders, ScenarioDuplicates)
+	if !slices.Contains(Scenarios, c.Scenario) {
+		return fmt.Errorf("scenario %q: want one of %s", c.Scenario, strings.Join(Scenarios, ", "))
+	}
+	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
+		return fmt.Errorf("batch size %d: want 1–%d (the API's limit)", c.BatchSize, MaxBatchSize)
 	}
 	if c.Items < 1 || c.Items > 100 {
 		return fmt.Errorf("items %d: want 1–100 (the API's limit)", c.Items)
@@ -181,8 +215,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("sku %q: want 1–64 of A-Z a-z 0-9 _ - . :", s)
 		}
 	}
-	if !validToken(c.RunID, 32) {
-		return fmt.Errorf("run id %q: want 1–32 of A-Z a-z 0-9 _ - . :", c.RunID)
+	if !validToken(c.RunID, maxRunID) {
+		return fmt.Errorf("run id %q: want 1–%d of A-Z a-z 0-9 _ - . :", c.RunID, maxRunID)
 	}
 	if c.Admin != "" {
 		if a, err := url.Parse(c.Admin); err != nil || a.Host == "" {
@@ -230,6 +264,8 @@ type configJSON struct {
 	MaxRequests    int64    `json:"max_requests,omitempty"`
 	RequestTimeout string   `json:"request_timeout"`
 	Scenario       string   `json:"scenario"`
+	BatchSize      int      `json:"batch_size,omitempty"`
+	Name           string   `json:"name,omitempty"`
 	Items          int      `json:"items"`
 	SKUs           []string `json:"skus"`
 	RunID          string   `json:"run_id"`
@@ -241,9 +277,17 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	return json.Marshal(configJSON{
 		Target: c.Target, Mode: c.Mode, Conns: c.Conns, Rate: c.Rate, MaxInFlight: c.MaxInFlight,
 		Duration: c.Duration.String(), Warmup: c.Warmup.String(), MaxRequests: c.MaxRequests,
-		RequestTimeout: c.RequestTimeout.String(), Scenario: c.Scenario, Items: c.Items,
+		RequestTimeout: c.RequestTimeout.String(), Scenario: c.Scenario, BatchSize: c.batchSizeJSON(), Name: c.Name, Items: c.Items,
 		SKUs: c.SKUs, RunID: c.RunID, Admin: c.Admin,
 	})
+}
+
+// batchSizeJSON is BatchSize where it applies, else 0 (left out).
+func (c Config) batchSizeJSON() int {
+	if c.Scenario == ScenarioBatches {
+		return c.BatchSize
+	}
+	return 0
 }
 
 // UnmarshalJSON reads what MarshalJSON writes. AllowRemote is not stored.
@@ -266,7 +310,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	*c = Config{
 		Target: j.Target, Mode: j.Mode, Conns: j.Conns, Rate: j.Rate, MaxInFlight: j.MaxInFlight,
 		Duration: durs[0], Warmup: durs[1], MaxRequests: j.MaxRequests, RequestTimeout: durs[2],
-		Scenario: j.Scenario, Items: j.Items, SKUs: j.SKUs, RunID: j.RunID, Admin: j.Admin,
+		Scenario: j.Scenario, BatchSize: j.BatchSize, Name: j.Name, Items: j.Items, SKUs: j.SKUs, RunID: j.RunID, Admin: j.Admin,
 	}
 	return nil
 }

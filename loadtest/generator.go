@@ -1,10 +1,12 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,9 +17,12 @@ import (
 // Constant request parts, converted once.
 var (
 	pathOrders        = []byte("/v1/orders")
+	pathOrderBatches  = []byte("/v1/order-batches")
 	methodPost        = []byte(fasthttp.MethodPost)
 	contentTypeJSON   = []byte("application/json")
+	contentTypeNDJSON = []byte("application/x-ndjson")
 	headerIdempotency = []byte("Idempotency-Key")
+	codeCommitTimeout = []byte(`"commit_timeout"`)
 )
 
 // recentSize is how many acknowledged orders each worker remembers as
@@ -74,7 +79,14 @@ type Result struct {
 	runID  string
 	// acked and refused are order numbers, sorted and unique.
 	acked, refused []uint64
+	// states are the mix scenario's expected final states.
+	states []StateCheck
 }
+
+// StateChecks returns, for ScenarioMix, the state every order that got a
+// status update must end in; nil for the other scenarios. The slice is the
+// caller's.
+func (r *Result) StateChecks() []StateCheck { return r.states }
 
 // AckedIDs returns every order id that got 201 or 200 during the run,
 // warmup included, sorted by order number. The slice is the caller's.
@@ -153,12 +165,13 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	for _, o := range recs[1:] {
 		total.merge(o)
 	}
-	res := &Result{runID: cfg.RunID, acked: uniqueSorted(total.acked), refused: uniqueSorted(total.refused)}
+	res := &Result{runID: cfg.RunID, acked: uniqueSorted(total.acked), refused: uniqueSorted(total.refused),
+		states: stateChecks(cfg.RunID, total.states)}
 	counts := total.counts()
 	counts.DroppedByGenerator = r.dropped.Load()
 	counts.AckedIDs = len(res.acked)
 	counts.RefusedIDs = len(res.refused)
-	server, serverErr := usage.server(counts.Acked)
+	server, serverErr := usage.server(counts.Orders.Acked)
 	rep := &Report{
 		RunID:          cfg.RunID,
 		Started:        started,
@@ -169,10 +182,15 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 		Series:         r.series.points(elapsed),
 		Server:         server,
 		ServerError:    serverErr,
-		Generator:      usage.generator(counts.Acked),
+		Generator:      usage.generator(counts.Orders.Acked),
+	}
+	if total.updHist != nil {
+		l := latencyOf(total.updHist)
+		rep.UpdateLatency = &l
 	}
 	if s := rep.ElapsedSeconds; s > 0 {
-		rep.Rates = Rates{AckedPerSecond: float64(counts.Acked) / s, RequestsPerSecond: float64(counts.Requests) / s}
+		rep.Rates = Rates{AckedPerSecond: float64(counts.Acked) / s, RequestsPerSecond: float64(counts.Requests) / s,
+			OrdersPerSecond: float64(counts.Orders.Acked) / s, UpdatesPerSecond: float64(counts.Updates.Acked) / s}
 	}
 	if cfg.Mode == ModeOpen {
 		rep.Rates.ScheduledPerSecond = float64(cfg.Rate)
@@ -298,6 +316,11 @@ type worker struct {
 	resp    *fasthttp.Response
 	body    []byte
 	key     []byte
+	uri     []byte
+	items   []int     // batches: per-item status of the last answer
+	itemOC  []outcome // batches: per-item outcome
+	mixN    uint64    // mix: the order whose next status update is due (0: none)
+	mixStep int       // mix: index into MixStatuses of that update
 	rng     *rand.Rand
 	recent  [recentSize]uint64 // ring of acknowledged order numbers
 	nRecent int
@@ -327,9 +350,53 @@ func (w *worker) close() {
 	fasthttp.ReleaseResponse(w.resp)
 }
 
-// do sends one order whose send time is (or was scheduled at) offset at
+// do sends one request whose send time is (or was scheduled at) offset at
 // and records the answer.
 func (w *worker) do(at time.Duration) {
+	switch w.r.g.cfg.Scenario {
+	case ScenarioBatches:
+		w.doBatch(at)
+	case ScenarioMix:
+		if w.mixN != 0 {
+			w.doUpdate(at)
+		} else {
+			w.doOrder(at)
+		}
+	default:
+		w.doOrder(at)
+	}
+}
+
+// send performs the request in w.req and returns the status (0 for a
+// transport error), its outcome, when the answer arrived and its latency.
+func (w *worker) send(at time.Duration) (status int, oc outcome, done, lat time.Duration) {
+	r, g := w.r, w.r.g
+	err := w.hc.DoTimeout(w.req, w.resp, g.cfg.RequestTimeout)
+	done = time.Since(r.start)
+	if err == nil {
+		status = w.resp.StatusCode()
+	}
+	oc = classify(status)
+	if status == fasthttp.StatusServiceUnavailable && bytes.Contains(w.resp.Body(), codeCommitTimeout) {
+		// The server stopped waiting; the commit may still happen.
+		oc = outcomeUnknown
+	}
+	return status, oc, done, done - at
+}
+
+func (w *worker) newRequest(path, contentType []byte) *fasthttp.Request {
+	req := w.req
+	req.Reset()
+	req.Header.SetMethodBytes(methodPost)
+	req.SetRequestURIBytes(path)
+	req.Header.SetHostBytes(w.r.g.host)
+	req.Header.SetContentTypeBytes(contentType)
+	return req
+}
+
+// doOrder sends one order: a new one, or in ScenarioDuplicates sometimes a
+// resend of one already acknowledged.
+func (w *worker) doOrder(at time.Duration) {
 	r, g := w.r, w.r.g
 	var n uint64
 	dup := false
@@ -338,12 +405,7 @@ func (w *worker) do(at time.Duration) {
 	} else {
 		n = r.next.Add(1)
 	}
-	req := w.req
-	req.Reset()
-	req.Header.SetMethodBytes(methodPost)
-	req.SetRequestURIBytes(pathOrders)
-	req.Header.SetHostBytes(g.host)
-	req.Header.SetContentTypeBytes(contentTypeJSON)
+	req := w.newRequest(pathOrders, contentTypeJSON)
 	if g.cfg.Scenario == ScenarioDuplicates {
 		w.key = g.payload.appendKey(w.key[:0], n)
 		req.Header.SetBytesKV(headerIdempotency, w.key)
@@ -351,20 +413,148 @@ func (w *worker) do(at time.Duration) {
 	w.body = g.payload.appendBody(w.body[:0], n)
 	req.SetBodyRaw(w.body)
 
-	err := w.hc.DoTimeout(req, w.resp, g.cfg.RequestTimeout)
-	done := time.Since(r.start)
-	status := 0
-	if err == nil {
-		status = w.resp.StatusCode()
-	}
-	lat := done - at
+	status, oc, done, lat := w.send(at)
 	measured := at >= r.measureFrom
-	w.rec.observe(n, status, dup, measured, lat)
+	w.rec.observe(n, status, oc, dup, measured, lat)
 	if measured {
-		r.series.observe(done-r.measureFrom, status, lat)
+		r.series.observe(done-r.measureFrom, status, lat, b2i(oc == outcomeAcked), 0)
 	}
-	if !dup && classify(status) == outcomeAcked {
+	if !dup && oc == outcomeAcked {
 		w.recent[w.nRecent%recentSize] = n
 		w.nRecent++
+		if g.cfg.Scenario == ScenarioMix {
+			w.mixN, w.mixStep = n, 0
+		}
 	}
+}
+
+// doBatch sends BatchSize new orders in one NDJSON bulk request and records
+// each item's own result.
+func (w *worker) doBatch(at time.Duration) {
+	r, g := w.r, w.r.g
+	size := g.cfg.BatchSize
+	first := r.next.Add(uint64(size)) - uint64(size) + 1
+	req := w.newRequest(pathOrderBatches, contentTypeNDJSON)
+	w.body = w.body[:0]
+	for i := range size {
+		w.body = g.payload.appendBody(w.body, first+uint64(i))
+		w.body = append(w.body, '\n')
+	}
+	req.SetBodyRaw(w.body)
+
+	status, oc, done, lat := w.send(at)
+	w.items = slices.Grow(w.items[:0], size)[:size]
+	w.itemOC = slices.Grow(w.itemOC[:0], size)[:size]
+	clear(w.items)
+	if status == fasthttp.StatusOK {
+		parseBulkResults(w.resp.Body(), w.items)
+	}
+	var acked int64
+	for i, st := range w.items {
+		switch {
+		case st != 0:
+			w.itemOC[i] = classify(st)
+		case oc == outcomeRefused:
+			w.itemOC[i] = outcomeRefused // the whole request was refused
+		default:
+			w.itemOC[i] = outcomeUnknown
+		}
+		if w.itemOC[i] == outcomeAcked {
+			acked++
+		}
+	}
+	measured := at >= r.measureFrom
+	w.rec.observeBatch(first, status, oc, w.items, w.itemOC, measured, lat)
+	if measured {
+		r.series.observe(done-r.measureFrom, status, lat, acked, 0)
+	}
+}
+
+// doUpdate sends the next status change of the order doOrder created.
+// After an acknowledged change the next one follows; after the last, a
+// refusal or an unknown outcome, the worker creates a new order.
+func (w *worker) doUpdate(at time.Duration) {
+	r, g := w.r, w.r.g
+	n, step := w.mixN, w.mixStep
+	w.uri = append(w.uri[:0], "/v1/orders/"...)
+	w.uri = appendOrderID(w.uri, g.cfg.RunID, n)
+	w.uri = append(w.uri, "/status"...)
+	req := w.newRequest(w.uri, contentTypeJSON)
+	w.body = append(append(append(w.body[:0], `{"status":"`...), MixStatuses[step]...), `"}`...)
+	req.SetBodyRaw(w.body)
+
+	status, oc, done, lat := w.send(at)
+	var version int32
+	if oc == outcomeAcked {
+		version = parseVersion(w.resp.Body())
+	}
+	measured := at >= r.measureFrom
+	w.rec.observeUpdate(n, step, status, oc, version, measured, lat)
+	if measured {
+		r.series.observe(done-r.measureFrom, status, lat, 0, b2i(oc == outcomeAcked))
+	}
+	if oc == outcomeAcked && step+1 < len(MixStatuses) {
+		w.mixStep++
+	} else {
+		w.mixN = 0
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var (
+	bulkIndexKey  = []byte(`{"index":`)
+	bulkStatusKey = []byte(`,"status":`)
+	versionKey    = []byte(`"version":`)
+)
+
+// parseBulkResults fills dst[i] with the status the bulk answer body gives
+// item i ({"index":i,…,"status":s}); items it does not mention stay 0. It
+// scans bytes instead of decoding JSON: keys inside error messages are
+// escaped (\"index\") and cannot match.
+func parseBulkResults(body []byte, dst []int) {
+	for {
+		i := bytes.Index(body, bulkIndexKey)
+		if i < 0 {
+			return
+		}
+		body = body[i+len(bulkIndexKey):]
+		idx, rest := leadingInt(body)
+		j := bytes.Index(rest, bulkStatusKey)
+		if j < 0 {
+			return
+		}
+		st, rest2 := leadingInt(rest[j+len(bulkStatusKey):])
+		if idx >= 0 && idx < len(dst) && st > 0 {
+			dst[idx] = st
+		}
+		body = rest2
+	}
+}
+
+// parseVersion returns the "version" of a status answer, 0 if absent.
+func parseVersion(body []byte) int32 {
+	i := bytes.Index(body, versionKey)
+	if i < 0 {
+		return 0
+	}
+	v, _ := leadingInt(body[i+len(versionKey):])
+	return int32(max(v, 0))
+}
+
+// leadingInt parses the decimal digits at the start of b; -1 if none.
+func leadingInt(b []byte) (int, []byte) {
+	n, i := 0, 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9' && i < 9; i++ {
+		n = n*10 + int(b[i]-'0')
+	}
+	if i == 0 {
+		return -1, b
+	}
+	return n, b[i:]
 }

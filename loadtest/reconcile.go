@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,15 +38,26 @@ type ReconcileResult struct {
 	DuplicatedCount int `json:"duplicated_count"`
 	// PhantomCount ids are in orders but were only ever refused.
 	PhantomCount int `json:"phantom_count"`
-	// UnpublishedCount ids were acknowledged but no order.created event
-	// (ce_id <id>/1) reached the topic within the timeout.
+	// UnpublishedCount events were acknowledged but did not reach the
+	// topic within the timeout: order.created (ce_id <id>/1) of every
+	// acked order, and <id>/<v> of every acknowledged status change.
 	UnpublishedCount int `json:"unpublished_count"`
+	// StateChecked orders had status updates (ScenarioMix); WrongStateCount
+	// of them are not in the status and version their last acknowledged
+	// update answered (or a later one, when a later update's outcome is
+	// unknown).
+	StateChecked    int `json:"state_checked,omitempty"`
+	WrongStateCount int `json:"wrong_state_count,omitempty"`
 	// Lost, Duplicated, Phantom and Unpublished list up to
 	// ReconcileExamples ids of each kind, sorted.
-	Lost        []string `json:"lost,omitempty"`
-	Duplicated  []string `json:"duplicated,omitempty"`
-	Phantom     []string `json:"phantom,omitempty"`
+	Lost       []string `json:"lost,omitempty"`
+	Duplicated []string `json:"duplicated,omitempty"`
+	Phantom    []string `json:"phantom,omitempty"`
+	// Unpublished lists order ids whose order.created event is missing,
+	// and <id>/<v> for a missing status change event.
 	Unpublished []string `json:"unpublished,omitempty"`
+	// WrongState lists "<id>: want <status>/<version>, got <status>/<version>".
+	WrongState []string `json:"wrong_state,omitempty"`
 	// TopicRecords is how many records were read from the topic.
 	TopicRecords int64 `json:"topic_records"`
 	// TopicError is the last fetch error seen while events were missing.
@@ -56,7 +68,8 @@ type ReconcileResult struct {
 
 // OK reports whether nothing was lost, duplicated, phantom or unpublished.
 func (r *ReconcileResult) OK() bool {
-	return r.LostCount == 0 && r.DuplicatedCount == 0 && r.PhantomCount == 0 && r.UnpublishedCount == 0
+	return r.LostCount == 0 && r.DuplicatedCount == 0 && r.PhantomCount == 0 && r.UnpublishedCount == 0 &&
+		r.WrongStateCount == 0
 }
 
 // Err returns nil when OK, else an error wrapping [ErrReconcile] that
@@ -65,8 +78,38 @@ func (r *ReconcileResult) Err() error {
 	if r.OK() {
 		return nil
 	}
-	return fmt.Errorf("%w: lost %d, duplicated %d, phantom %d, unpublished %d",
-		ErrReconcile, r.LostCount, r.DuplicatedCount, r.PhantomCount, r.UnpublishedCount)
+	return fmt.Errorf("%w: lost %d, duplicated %d, phantom %d, unpublished %d, wrong state %d",
+		ErrReconcile, r.LostCount, r.DuplicatedCount, r.PhantomCount, r.UnpublishedCount, r.WrongStateCount)
+}
+
+// StateCheck is the state an order must be in after a run with status
+// updates.
+type StateCheck struct {
+	ID string
+	// Status and Version are those of the last acknowledged change
+	// (creation: "created", 1).
+	Status  string
+	Version int32
+	// AtLeast is set when a change after it had an unknown outcome: a
+	// later version is then fine too.
+	AtLeast bool
+}
+
+// Backend is where a target stores and publishes: what [ReconcileRun]
+// checks against.
+type Backend struct {
+	DatabaseURL string
+	Brokers     []string
+	Topic       string
+	// Timeout bounds the wait for events on the topic.
+	Timeout time.Duration
+}
+
+// ReconcileRun checks a finished run against b: [Reconcile] over its acked
+// and refused ids, plus, for ScenarioMix, every order's final status and
+// version and the <id>/<v> event of every acknowledged status change.
+func ReconcileRun(ctx context.Context, b Backend, res *Result) (*ReconcileResult, error) {
+	return reconcile(ctx, b, res.AckedIDs(), res.RefusedIDs(), res.StateChecks())
 }
 
 // Reconcile checks a finished run against PostgreSQL and the topic:
@@ -82,6 +125,10 @@ func (r *ReconcileResult) Err() error {
 // [ReconcileResult.Err]. It blocks for at most timeout plus the database
 // queries, or until ctx is done.
 func Reconcile(ctx context.Context, databaseURL string, brokers []string, topic string, acked, refused []string, timeout time.Duration) (*ReconcileResult, error) {
+	return reconcile(ctx, Backend{DatabaseURL: databaseURL, Brokers: brokers, Topic: topic, Timeout: timeout}, acked, refused, nil)
+}
+
+func reconcile(ctx context.Context, b Backend, acked, refused []string, states []StateCheck) (*ReconcileResult, error) {
 	start := time.Now()
 	ackedSet := make(map[string]struct{}, len(acked))
 	for _, id := range acked {
@@ -101,12 +148,21 @@ func Reconcile(ctx context.Context, databaseURL string, brokers []string, topic 
 			refusedOnly[id] = struct{}{}
 		}
 	}
-	res := &ReconcileResult{Acked: len(ackedIDs), Refused: refusedAll}
+	res := &ReconcileResult{Acked: len(ackedIDs), Refused: refusedAll, StateChecked: len(states)}
 
-	if err := reconcileDB(ctx, databaseURL, ackedIDs, sortedKeys(refusedOnly), res); err != nil {
+	if err := reconcileDB(ctx, b.DatabaseURL, ackedIDs, sortedKeys(refusedOnly), states, res); err != nil {
 		return nil, err
 	}
-	if err := reconcileTopic(ctx, brokers, topic, ackedIDs, timeout, res); err != nil {
+	want := make(map[string]struct{}, len(ackedIDs)+2*len(states))
+	for _, id := range ackedIDs {
+		want[id+"/1"] = struct{}{}
+	}
+	for _, sc := range states {
+		for v := int32(2); v <= sc.Version; v++ {
+			want[sc.ID+"/"+strconv.Itoa(int(v))] = struct{}{}
+		}
+	}
+	if err := reconcileTopic(ctx, b.Brokers, b.Topic, want, b.Timeout, res); err != nil {
 		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()
@@ -114,7 +170,7 @@ func Reconcile(ctx context.Context, databaseURL string, brokers []string, topic 
 }
 
 // reconcileDB fills in lost, duplicated and phantom ids.
-func reconcileDB(ctx context.Context, databaseURL string, acked, refusedOnly []string, res *ReconcileResult) error {
+func reconcileDB(ctx context.Context, databaseURL string, acked, refusedOnly []string, states []StateCheck, res *ReconcileResult) error {
 	conn, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {
 		return fmt.Errorf("reconcile: connect to database: %w", err)
@@ -152,24 +208,53 @@ func reconcileDB(ctx context.Context, databaseURL string, acked, refusedOnly []s
 			return fmt.Errorf("reconcile: query %d refused ids: %w", len(ids), err)
 		}
 	}
+	var wrong []string
+	for chunk := range slices.Chunk(states, reconcileChunk) {
+		ids := make([]string, len(chunk))
+		for i, sc := range chunk {
+			ids[i] = sc.ID
+		}
+		type got struct {
+			status  string
+			version int32
+		}
+		found := make(map[string]got, len(chunk))
+		rows, _ := conn.Query(ctx, `SELECT id, status, version FROM orders WHERE id = ANY($1)`, ids)
+		var id, status string
+		var version int32
+		if _, err := pgx.ForEachRow(rows, []any{&id, &status, &version}, func() error {
+			found[id] = got{status, version}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reconcile: query %d updated ids: %w", len(ids), err)
+		}
+		for _, sc := range chunk {
+			g, ok := found[sc.ID]
+			if !ok {
+				continue // lost: counted above
+			}
+			exact := g.version == sc.Version && g.status == sc.Status
+			if exact || sc.AtLeast && g.version > sc.Version {
+				continue
+			}
+			wrong = append(wrong, fmt.Sprintf("%s: want %s/%d, got %s/%d", sc.ID, sc.Status, sc.Version, g.status, g.version))
+		}
+	}
+	res.WrongStateCount, res.WrongState = len(wrong), examples(wrong)
 	res.LostCount, res.Lost = len(lost), examples(lost)
 	res.DuplicatedCount, res.Duplicated = len(duplicated), examples(duplicated)
 	res.PhantomCount, res.Phantom = len(phantom), examples(phantom)
 	return nil
 }
 
-// reconcileTopic fills in unpublished ids: acked ids whose ce_id <id>/1 is
-// not on the topic within timeout.
-func reconcileTopic(ctx context.Context, brokers []string, topic string, acked []string, timeout time.Duration, res *ReconcileResult) error {
-	if len(acked) == 0 {
+// reconcileTopic fills in unpublished events: the ce_ids in want that are
+// not on the topic within timeout. It deletes what it finds from want.
+func reconcileTopic(ctx context.Context, brokers []string, topic string, want map[string]struct{}, timeout time.Duration, res *ReconcileResult) error {
+	if len(want) == 0 {
 		return nil
 	}
 	if len(brokers) == 0 || topic == "" {
 		return fmt.Errorf("reconcile: no kafka brokers or topic given")
-	}
-	want := make(map[string]struct{}, len(acked))
-	for _, id := range acked {
-		want[id+"/1"] = struct{}{}
 	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),

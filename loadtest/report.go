@@ -25,9 +25,12 @@ type Report struct {
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	Counts         Counts  `json:"counts"`
 	Rates          Rates   `json:"rates"`
-	// Latency is of 2xx answers; in open loop measured from each request's
-	// scheduled send time.
+	// Latency is of 2xx answers to order creation (single orders and
+	// batches); in open loop measured from each request's scheduled send
+	// time.
 	Latency Latency `json:"latency"`
+	// UpdateLatency is of 2xx answers to status updates (ScenarioMix only).
+	UpdateLatency *Latency `json:"update_latency,omitempty"`
 	// Series has one point per second of the measured window.
 	Series []Second `json:"series"`
 	// Server is the server's cost from its /metrics; nil when not scraped,
@@ -53,6 +56,15 @@ type Counts struct {
 	// the order may or may not be stored.
 	Unknown         int64 `json:"unknown"`
 	TransportErrors int64 `json:"transport_errors"`
+	// CommitTimeouts are 503 answers with code commit_timeout: the server
+	// gave up waiting for the commit, which may still happen, so they count
+	// as Unknown, not Refused.
+	CommitTimeouts int64 `json:"commit_timeouts,omitempty"`
+	// Orders counts orders by their own fate: one per single-order request,
+	// BatchSize per bulk request (from its per-item results).
+	Orders OrderCounts `json:"orders"`
+	// Updates counts status updates (ScenarioMix).
+	Updates UpdateCounts `json:"updates"`
 	// ByStatus counts answers by HTTP status ("201"), plus
 	// "transport_error" and "other".
 	ByStatus map[string]int64 `json:"by_status"`
@@ -70,6 +82,70 @@ type Counts struct {
 	RefusedIDs int `json:"refused_ids"`
 }
 
+// OrderCounts are orders by fate in the measured window.
+type OrderCounts struct {
+	// Sent is every order sent (resends included).
+	Sent int64 `json:"sent"`
+	// Acked got 201 or 200 (its own status in a bulk answer); Created 201.
+	Acked   int64 `json:"acked"`
+	Created int64 `json:"created"`
+	// Refused got a 4xx or 503: nothing was stored.
+	Refused int64 `json:"refused"`
+	// Unknown may or may not be stored: transport errors, timeouts, 5xx,
+	// a bulk answer that did not report the item.
+	Unknown int64 `json:"unknown"`
+}
+
+func (c *OrderCounts) add(oc outcome, status int) {
+	c.Sent++
+	switch oc {
+	case outcomeAcked:
+		c.Acked++
+		if status == 201 {
+			c.Created++
+		}
+	case outcomeRefused:
+		c.Refused++
+	default:
+		c.Unknown++
+	}
+}
+
+func (c *OrderCounts) merge(o OrderCounts) {
+	c.Sent += o.Sent
+	c.Acked += o.Acked
+	c.Created += o.Created
+	c.Refused += o.Refused
+	c.Unknown += o.Unknown
+}
+
+// UpdateCounts are status updates by fate in the measured window.
+type UpdateCounts struct {
+	Sent    int64 `json:"sent"`
+	Acked   int64 `json:"acked"`
+	Refused int64 `json:"refused"`
+	Unknown int64 `json:"unknown"`
+}
+
+func (c *UpdateCounts) add(oc outcome) {
+	c.Sent++
+	switch oc {
+	case outcomeAcked:
+		c.Acked++
+	case outcomeRefused:
+		c.Refused++
+	default:
+		c.Unknown++
+	}
+}
+
+func (c *UpdateCounts) merge(o UpdateCounts) {
+	c.Sent += o.Sent
+	c.Acked += o.Acked
+	c.Refused += o.Refused
+	c.Unknown += o.Unknown
+}
+
 // DuplicateCounts are the answers to resent orders. The contract answers a
 // resend with 200; a 201 means the server created the same order twice.
 type DuplicateCounts struct {
@@ -83,6 +159,11 @@ type DuplicateCounts struct {
 type Rates struct {
 	AckedPerSecond    float64 `json:"acked_per_second"`
 	RequestsPerSecond float64 `json:"requests_per_second"`
+	// OrdersPerSecond is acknowledged orders (Counts.Orders.Acked) per
+	// second: the throughput to compare across scenarios and targets.
+	OrdersPerSecond float64 `json:"orders_per_second"`
+	// UpdatesPerSecond is acknowledged status updates per second.
+	UpdatesPerSecond float64 `json:"updates_per_second,omitempty"`
 	// ScheduledPerSecond is the open-loop rate asked for (0 in closed loop).
 	ScheduledPerSecond float64 `json:"scheduled_per_second,omitempty"`
 }
@@ -117,7 +198,10 @@ type Second struct {
 	// Acked / SpanSeconds.
 	SpanSeconds float64 `json:"span_seconds"`
 	Requests    int64   `json:"requests"`
-	Acked       int64   `json:"acked"`
+	// Acked is acknowledged orders (per item for bulk requests).
+	Acked int64 `json:"acked"`
+	// Updates is acknowledged status updates.
+	Updates int64 `json:"updates,omitempty"`
 	// Errors are answers that were not 2xx, transport errors included.
 	Errors int64 `json:"errors"`
 	// Latencies of this second's 2xx answers (2 significant figures).
@@ -148,19 +232,21 @@ type JSONFile struct {
 }
 
 // WriteReport implements [Writer].
-func (j JSONFile) WriteReport(r *Report) error {
-	b, err := json.MarshalIndent(r, "", "  ")
+func (j JSONFile) WriteReport(r *Report) error { return writeJSONFile(j.Path, r) }
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(j.Path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	tmp := j.Path + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	if err := os.Rename(tmp, j.Path); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
 	return nil
@@ -189,17 +275,34 @@ type Summary struct {
 func (s Summary) WriteReport(r *Report) error {
 	var b strings.Builder
 	c, cfg := r.Counts, r.Config
+	if cfg.Name != "" {
+		fmt.Fprintf(&b, "[%s] ", cfg.Name)
+	}
 	fmt.Fprintf(&b, "run %s: %s loop", r.RunID, cfg.Mode)
 	if cfg.Mode == ModeOpen {
 		fmt.Fprintf(&b, ", %d req/s scheduled, at most %d in flight", cfg.Rate, cfg.MaxInFlight)
 	} else {
 		fmt.Fprintf(&b, ", %d connections", cfg.Conns)
 	}
-	fmt.Fprintf(&b, ", scenario %s, %d items/order, target %s\n", cfg.Scenario, cfg.Items, cfg.Target)
+	fmt.Fprintf(&b, ", scenario %s", cfg.Scenario)
+	if cfg.Scenario == ScenarioBatches {
+		fmt.Fprintf(&b, " (%d orders/request)", cfg.BatchSize)
+	}
+	fmt.Fprintf(&b, ", %d items/order, target %s\n", cfg.Items, cfg.Target)
 	fmt.Fprintf(&b, "measured %.2fs after %v warmup (%d warmup requests)\n", r.ElapsedSeconds, cfg.Warmup, c.WarmupRequests)
 	fmt.Fprintf(&b, "requests %d  acked %d (%.0f/s)  refused %d  unknown %d  transport errors %d\n",
 		c.Requests, c.Acked, r.Rates.AckedPerSecond, c.Refused, c.Unknown, c.TransportErrors)
 	fmt.Fprintf(&b, "by status: %s\n", formatStatus(c.ByStatus))
+	if c.CommitTimeouts > 0 {
+		fmt.Fprintf(&b, "503 commit_timeout %d (counted unknown: the commit may still happen)\n", c.CommitTimeouts)
+	}
+	o := c.Orders
+	fmt.Fprintf(&b, "orders sent %d  acked %d (%.0f/s)  created %d  refused %d  unknown %d\n",
+		o.Sent, o.Acked, r.Rates.OrdersPerSecond, o.Created, o.Refused, o.Unknown)
+	if u := c.Updates; u.Sent > 0 {
+		fmt.Fprintf(&b, "status updates sent %d  acked %d (%.0f/s)  refused %d  unknown %d\n",
+			u.Sent, u.Acked, r.Rates.UpdatesPerSecond, u.Refused, u.Unknown)
+	}
 	if c.DroppedByGenerator > 0 {
 		fmt.Fprintf(&b, "WARNING: %d requests dropped by the generator (max in-flight reached): the offered rate was not offered\n", c.DroppedByGenerator)
 	}
@@ -209,15 +312,19 @@ func (s Summary) WriteReport(r *Report) error {
 	l := r.Latency
 	fmt.Fprintf(&b, "latency (2xx, n=%d): p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", l.Count,
 		micros(l.P50Micros), micros(l.P90Micros), micros(l.P99Micros), micros(l.P999Micros), micros(l.MaxMicros))
+	if u := r.UpdateLatency; u != nil {
+		fmt.Fprintf(&b, "update latency (2xx, n=%d): p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", u.Count,
+			micros(u.P50Micros), micros(u.P90Micros), micros(u.P99Micros), micros(u.P999Micros), micros(u.MaxMicros))
+	}
 	if lo, hi, n := fullSeconds(r.Series); n > 0 {
-		fmt.Fprintf(&b, "acked per second: min %d max %d over %d full seconds\n", lo, hi, n)
+		fmt.Fprintf(&b, "acked orders per second: min %d max %d over %d full seconds\n", lo, hi, n)
 	}
 	g := r.Generator
-	fmt.Fprintf(&b, "generator: %.2f cores, %.3f CPU s per 1000 acked\n", g.CPUCores, g.CPUSecondsPer1000Acked)
+	fmt.Fprintf(&b, "generator: %.2f cores, %.3f CPU s per 1000 acked orders\n", g.CPUCores, g.CPUSecondsPer1000Acked)
 	switch {
 	case r.Server != nil:
 		sv := r.Server
-		fmt.Fprintf(&b, "server: %.2f cores, %.3f CPU s per 1000 acked, %.1f MB/s allocated (%.0f B/order), GC pause %.2f%%\n",
+		fmt.Fprintf(&b, "server: %.2f cores, %.3f CPU s per 1000 acked orders, %.1f MB/s allocated (%.0f B/order), GC pause %.2f%%\n",
 			sv.CPUCores, sv.CPUSecondsPer1000Acked, sv.AllocBytesPerSecond/1e6, sv.AllocBytesPerAcked, sv.GCPauseFraction*100)
 		if len(sv.Missing) > 0 {
 			fmt.Fprintf(&b, "server metrics missing: %s\n", strings.Join(sv.Missing, ", "))
@@ -232,10 +339,13 @@ func (s Summary) WriteReport(r *Report) error {
 		}
 		fmt.Fprintf(&b, "reconcile %s: %d acked, %d refused checked; lost %d, duplicated %d, phantom %d, unpublished %d (topic records read %d, %.1fs)\n",
 			verdict, rc.Acked, rc.Refused, rc.LostCount, rc.DuplicatedCount, rc.PhantomCount, rc.UnpublishedCount, rc.TopicRecords, rc.Seconds)
+		if rc.StateChecked > 0 {
+			fmt.Fprintf(&b, "  final status/version checked for %d updated orders: %d wrong\n", rc.StateChecked, rc.WrongStateCount)
+		}
 		for _, e := range []struct {
 			name string
 			ids  []string
-		}{{"lost", rc.Lost}, {"duplicated", rc.Duplicated}, {"phantom", rc.Phantom}, {"unpublished", rc.Unpublished}} {
+		}{{"lost", rc.Lost}, {"duplicated", rc.Duplicated}, {"phantom", rc.Phantom}, {"unpublished", rc.Unpublished}, {"wrong state", rc.WrongState}} {
 			if len(e.ids) > 0 {
 				fmt.Fprintf(&b, "  %s e.g. %s\n", e.name, strings.Join(e.ids[:min(len(e.ids), 5)], " "))
 			}

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"sync"
@@ -47,25 +48,71 @@ func classify(status int) outcome {
 // contended. They are merged after the workers stop.
 type recorder struct {
 	mu      sync.Mutex
-	hist    *hdrhistogram.Histogram // latency of measured 2xx answers, µs
+	hist    *hdrhistogram.Histogram // latency of measured 2xx create answers (orders, batches), µs
+	updHist *hdrhistogram.Histogram // latency of measured 2xx status-update answers, µs; nil until one
 	status  [statusCodeSize]int64   // measured answers by status code
 	other   int64                   // measured answers with a code outside [0, 600)
 	errs    int64                   // measured transport errors and timeouts (no status)
+	timeout int64                   // measured 503 commit_timeout answers: outcome unknown
 	warmup  int64                   // requests sent during warmup
 	acked   []uint64                // order numbers acknowledged, warmup included
 	refused []uint64                // order numbers refused, warmup included
+	states  []stateObs              // mix: every status update's outcome, warmup included
 	dup     DuplicateCounts         // measured resends
+	orders  OrderCounts             // measured orders, by their own fate
+	updates UpdateCounts            // measured status updates
+}
+
+// stateObs is the outcome of status update step (an index into
+// MixStatuses) of order n; version is the one the server answered (0 when
+// not acknowledged).
+type stateObs struct {
+	n       uint64
+	step    int8
+	oc      outcome
+	version int32
 }
 
 func newRecorder() *recorder {
 	return &recorder{hist: hdrhistogram.New(histMinMicros, histMaxMicros, histSigFigs)}
 }
 
-// observe records one finished request. status is 0 for a transport error.
-func (r *recorder) observe(n uint64, status int, dup, measured bool, lat time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch classify(status) {
+// request records one finished request's answer in the measured counts
+// (status 0 is a transport error); it reports whether it was measured.
+// Callers hold r.mu.
+func (r *recorder) request(status int, oc outcome, measured, update bool, lat time.Duration) bool {
+	if !measured {
+		r.warmup++
+		return false
+	}
+	switch {
+	case status == 0:
+		r.errs++
+	case status > 0 && status < statusCodeSize:
+		r.status[status]++
+		if status == 503 && oc == outcomeUnknown {
+			r.timeout++
+		}
+	default:
+		r.other++
+	}
+	if status >= 200 && status < 300 {
+		h := r.hist
+		if update {
+			if r.updHist == nil {
+				r.updHist = hdrhistogram.New(histMinMicros, histMaxMicros, histSigFigs)
+			}
+			h = r.updHist
+		}
+		_ = h.RecordValue(clampMicros(lat)) // clamped, so it cannot be out of range
+	}
+	return true
+}
+
+// order records the fate of order n (warmup included in the id lists;
+// counted only when measured).
+func (r *recorder) order(n uint64, oc outcome, status int, dup, measured bool) {
+	switch oc {
 	case outcomeAcked:
 		if !dup { // a resend is of an order already recorded as acked
 			r.acked = append(r.acked, n)
@@ -74,20 +121,9 @@ func (r *recorder) observe(n uint64, status int, dup, measured bool, lat time.Du
 		r.refused = append(r.refused, n)
 	}
 	if !measured {
-		r.warmup++
 		return
 	}
-	switch {
-	case status == 0:
-		r.errs++
-	case status > 0 && status < statusCodeSize:
-		r.status[status]++
-	default:
-		r.other++
-	}
-	if status >= 200 && status < 300 {
-		_ = r.hist.RecordValue(clampMicros(lat)) // clamped, so it cannot be out of range
-	}
+	r.orders.add(oc, status)
 	if dup {
 		r.dup.Sent++
 		switch status {
@@ -101,27 +137,70 @@ func (r *recorder) observe(n uint64, status int, dup, measured bool, lat time.Du
 	}
 }
 
+// observe records one single-order request: order n answered status (0 for
+// a transport error) with outcome oc after lat.
+func (r *recorder) observe(n uint64, status int, oc outcome, dup, measured bool, lat time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.request(status, oc, measured, false, lat)
+	r.order(n, oc, status, dup, measured)
+}
+
+// observeBatch records one bulk request of orders first, first+1, …:
+// status and oc are the request's, items[i] the status of order first+i
+// (0 when the answer did not say) and itemOC[i] its outcome.
+func (r *recorder) observeBatch(first uint64, status int, oc outcome, items []int, itemOC []outcome, measured bool, lat time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.request(status, oc, measured, false, lat)
+	for i, st := range items {
+		r.order(first+uint64(i), itemOC[i], st, false, measured)
+	}
+}
+
+// observeUpdate records status update step of order n.
+func (r *recorder) observeUpdate(n uint64, step int, status int, oc outcome, version int32, measured bool, lat time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.request(status, oc, measured, true, lat)
+	r.states = append(r.states, stateObs{n: n, step: int8(step), oc: oc, version: version})
+	if measured {
+		r.updates.add(oc)
+	}
+}
+
 // merge adds o into r once the workers have stopped. o must not be used
 // afterwards.
 func (r *recorder) merge(o *recorder) {
 	r.hist.Merge(o.hist)
+	if o.updHist != nil {
+		if r.updHist == nil {
+			r.updHist = hdrhistogram.New(histMinMicros, histMaxMicros, histSigFigs)
+		}
+		r.updHist.Merge(o.updHist)
+	}
 	for i, c := range o.status {
 		r.status[i] += c
 	}
 	r.other += o.other
 	r.errs += o.errs
+	r.timeout += o.timeout
 	r.warmup += o.warmup
 	r.acked = append(r.acked, o.acked...)
 	r.refused = append(r.refused, o.refused...)
+	r.states = append(r.states, o.states...)
 	r.dup.Sent += o.dup.Sent
 	r.dup.Got200 += o.dup.Got200
 	r.dup.Got201 += o.dup.Got201
 	r.dup.GotOther += o.dup.GotOther
+	r.orders.merge(o.orders)
+	r.updates.merge(o.updates)
 }
 
 // counts summarizes the merged recorder.
 func (r *recorder) counts() Counts {
-	c := Counts{ByStatus: map[string]int64{}, TransportErrors: r.errs, WarmupRequests: r.warmup, Duplicates: r.dup}
+	c := Counts{ByStatus: map[string]int64{}, TransportErrors: r.errs, WarmupRequests: r.warmup, Duplicates: r.dup,
+		CommitTimeouts: r.timeout, Orders: r.orders, Updates: r.updates}
 	for code, n := range r.status {
 		if n == 0 {
 			continue
@@ -137,6 +216,9 @@ func (r *recorder) counts() Counts {
 			c.Unknown += n
 		}
 	}
+	// A 503 commit_timeout is not a refusal: the change may still commit.
+	c.Refused -= r.timeout
+	c.Unknown += r.timeout
 	if r.other > 0 {
 		c.ByStatus["other"] = r.other
 		c.Requests += r.other
@@ -149,6 +231,38 @@ func (r *recorder) counts() Counts {
 	}
 	c.Created = r.status[201]
 	return c
+}
+
+// stateChecks turns the mix scenario's update outcomes into the state each
+// order must be in: the last acknowledged version (creation is version 1),
+// or a later one when an update after it had an unknown outcome. Orders
+// that got no update are left out (the created check covers them).
+func stateChecks(runID string, states []stateObs) []StateCheck {
+	slices.SortFunc(states, func(a, b stateObs) int {
+		if a.n != b.n {
+			return cmp.Compare(a.n, b.n)
+		}
+		return cmp.Compare(a.step, b.step)
+	})
+	var out []StateCheck
+	for i := 0; i < len(states); {
+		n := states[i].n
+		sc := StateCheck{ID: OrderID(runID, n), Status: "created", Version: 1}
+		for ; i < len(states) && states[i].n == n; i++ {
+			o := states[i]
+			switch o.oc {
+			case outcomeAcked:
+				sc.Version, sc.Status = o.version, MixStatuses[o.step]
+				if sc.Version == 0 {
+					sc.Version = int32(o.step) + 2
+				}
+			case outcomeUnknown:
+				sc.AtLeast = true
+			}
+		}
+		out = append(out, sc)
+	}
+	return out
 }
 
 func clampMicros(d time.Duration) int64 {
@@ -166,13 +280,14 @@ type series struct {
 }
 
 type second struct {
-	requests, acked, errors int64
-	hist                    *hdrhistogram.Histogram // 2xx latency, µs
+	requests, acked, updates, errors int64
+	hist                             *hdrhistogram.Histogram // 2xx latency, µs
 }
 
 // observe records an answer that arrived at offset at (since measuring
-// started) with the given status (0 = transport error) and latency.
-func (s *series) observe(at time.Duration, status int, lat time.Duration) {
+// started) with the given status (0 = transport error) and latency, which
+// acknowledged orders orders and updates status updates.
+func (s *series) observe(at time.Duration, status int, lat time.Duration, orders, updates int64) {
 	i := int(max(at, 0) / time.Second)
 	s.mu.Lock()
 	for len(s.secs) <= i {
@@ -182,9 +297,8 @@ func (s *series) observe(at time.Duration, status int, lat time.Duration) {
 	sec.requests++
 	switch {
 	case status >= 200 && status < 300:
-		if classify(status) == outcomeAcked {
-			sec.acked++
-		}
+		sec.acked += orders
+		sec.updates += updates
 		if sec.hist == nil {
 			sec.hist = hdrhistogram.New(histMinMicros, histMaxMicros, secondSigFigs)
 		}
@@ -204,7 +318,7 @@ func (s *series) points(elapsed time.Duration) []Second {
 	out := make([]Second, len(s.secs))
 	for i, sec := range s.secs {
 		span := min(max(elapsed.Seconds()-float64(i), 0.001), 1)
-		p := Second{T: i, SpanSeconds: span, Requests: sec.requests, Acked: sec.acked, Errors: sec.errors}
+		p := Second{T: i, SpanSeconds: span, Requests: sec.requests, Acked: sec.acked, Updates: sec.updates, Errors: sec.errors}
 		if sec.hist != nil {
 			p.P50Micros = sec.hist.ValueAtQuantile(50)
 			p.P99Micros = sec.hist.ValueAtQuantile(99)

@@ -1,11 +1,16 @@
-// Command loadtest sends POST /v1/orders load to an orderflow server,
-// reports latency, throughput and server cost, and reconciles every
-// acknowledged order against PostgreSQL and the Kafka topic.
+// Command loadtest sends order load to an orderflow server (or several
+// targets one after another), reports latency, throughput and server cost,
+// and reconciles every acknowledged order against PostgreSQL and the Kafka
+// topic.
 //
 //	loadtest [flags]
+//	loadtest -targets orderflow=http://127.0.0.1:8080,baseline=http://127.0.0.1:8081,noop=http://127.0.0.1:8082 \
+//	    -target-opt orderflow.admin=http://127.0.0.1:6060 -target-opt noop.reconcile=false ... [-sweep 1000,2000,4000]
 //
-// It prints a summary, writes the JSON report to -out, and exits non-zero
-// when reconciliation finds a lost, duplicated, phantom or unpublished order.
+// It prints a summary (with -targets or -sweep, a table comparing the
+// runs), writes the JSON report to -out and PNG charts next to it, and
+// exits non-zero when reconciliation finds a lost, duplicated, phantom or
+// unpublished order, or a wrong final status.
 package main
 
 import (
@@ -16,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,7 +53,23 @@ type options struct {
 	reconcile        bool
 	reconcileTimeout time.Duration
 	out              string
+	charts           bool
+	targets          string
+	targetOpts       []string
+	sweep            []int
+	sweepDuration    time.Duration
+	settle           time.Duration
 }
+
+// target is one server to measure and where it stores and publishes.
+type target struct {
+	name, url, admin string
+	backend          loadtest.Backend
+	reconcile        bool
+}
+
+// maxTargetName keeps a run id plus "-<name>-<rate>" within the run id limit.
+const maxTargetName = 10
 
 // runIDPlaceholder in -out is replaced by the run id.
 const runIDPlaceholder = "<runid>"
@@ -74,7 +96,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "load sent before measuring (reconciled, not measured)")
 	fs.Int64Var(&cfg.MaxRequests, "max-requests", 0, "stop after this many requests, warmup included (0: no limit)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "timeout of one request, connect included")
-	fs.StringVar(&cfg.Scenario, "scenario", loadtest.ScenarioOrders, `"orders" (new orders only) or "duplicates" (Idempotency-Key on every order, 5% resends expecting 200)`)
+	fs.StringVar(&cfg.Scenario, "scenario", loadtest.ScenarioOrders, `"orders" (new orders only), "duplicates" (Idempotency-Key on every order, 5% resends expecting 200), `+
+		`"batches" (-batch-size orders per POST /v1/order-batches, NDJSON) or "mix" (each acknowledged order then goes paid → assembling via POST /v1/orders/{id}/status)`)
+	fs.IntVar(&cfg.BatchSize, "batch-size", 100, "batches: orders per request (1–10000)")
 	fs.IntVar(&cfg.Items, "items", 3, "items per order (1–100)")
 	fs.StringVar(&skus, "skus", strings.Join(loadtest.DefaultSKUs, ","), "comma-separated SKUs items are drawn from (must be in the server's catalog)")
 	fs.StringVar(&cfg.RunID, "run-id", "", "run id; order ids are lt_<run-id>_<n> (default: UTC time plus random hex)")
@@ -85,8 +109,29 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.BoolVar(&o.reconcile, "reconcile", true, "check every acknowledged order against PostgreSQL and the topic afterwards")
 	fs.DurationVar(&o.reconcileTimeout, "reconcile-timeout", 30*time.Second, "how long to wait for acknowledged orders to appear on the topic")
 	fs.StringVar(&o.out, "out", "loadtest/out/"+runIDPlaceholder+".json", `JSON report path; `+runIDPlaceholder+` is replaced by the run id ("" to skip)`)
+	fs.BoolVar(&o.charts, "charts", true, "write PNG charts next to the JSON report (<out without .json>-*.png)")
+	fs.StringVar(&o.targets, "targets", "", "measure several targets one after another with the same settings: name=url,name=url,… (names: 1–10 of a-z 0-9 _); replaces -target")
+	fs.Func("target-opt", "per-target setting name.key=value (repeatable); keys: admin, database-url, kafka-brokers (comma-separated), kafka-topic, reconcile (true/false). "+
+		"With -targets, -database-url, -kafka-brokers, -kafka-topic and -reconcile are the defaults; -admin is not (give each target its own admin)", func(v string) error {
+		o.targetOpts = append(o.targetOpts, v)
+		return nil
+	})
+	var sweep string
+	fs.StringVar(&sweep, "sweep", "", "after each target's main run, run open loop at each of these offered rates (requests/s), e.g. 1000,2000,4000,8000, and chart latency against rate")
+	fs.DurationVar(&o.sweepDuration, "sweep-duration", 0, "measured time of each sweep run (default -duration)")
+	fs.DurationVar(&o.settle, "settle", time.Second, "pause between runs, so one target's background work does not load the next")
 	if err := fs.Parse(args); err != nil {
 		return cfg, o, err
+	}
+	for r := range strings.SplitSeq(sweep, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		n, err := strconv.Atoi(r)
+		if err != nil || n < 1 {
+			return cfg, o, fmt.Errorf("-sweep %q: want comma-separated rates of at least 1 request/s", sweep)
+		}
+		o.sweep = append(o.sweep, n)
 	}
 	if fs.NArg() > 0 {
 		return cfg, o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -100,6 +145,80 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	return cfg, o, nil
 }
 
+// targetsOf returns what to measure: the -targets list with its
+// -target-opt settings, or the single -target.
+func targetsOf(cfg loadtest.Config, o options) ([]target, error) {
+	def := func(name, url, admin string) target {
+		return target{name: name, url: url, admin: admin, reconcile: o.reconcile, backend: loadtest.Backend{
+			DatabaseURL: o.databaseURL, Brokers: splitList(o.kafkaBrokers), Topic: o.kafkaTopic, Timeout: o.reconcileTimeout}}
+	}
+	if o.targets == "" {
+		if len(o.targetOpts) > 0 {
+			return nil, fmt.Errorf("-target-opt needs -targets")
+		}
+		return []target{def("", cfg.Target, cfg.Admin)}, nil
+	}
+	var ts []target
+	index := map[string]int{}
+	for spec := range strings.SplitSeq(o.targets, ",") {
+		if spec = strings.TrimSpace(spec); spec == "" {
+			continue
+		}
+		name, url, ok := strings.Cut(spec, "=")
+		if !ok || !validName(name) || url == "" {
+			return nil, fmt.Errorf("-targets %q: want name=url,… with names of 1–%d of a-z 0-9 _", spec, maxTargetName)
+		}
+		if _, dup := index[name]; dup {
+			return nil, fmt.Errorf("-targets: %q given twice", name)
+		}
+		index[name] = len(ts)
+		ts = append(ts, def(name, url, ""))
+	}
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("-targets %q: no target", o.targets)
+	}
+	for _, opt := range o.targetOpts {
+		nk, v, ok := strings.Cut(opt, "=")
+		name, key, ok2 := strings.Cut(nk, ".")
+		i, known := index[name]
+		if !ok || !ok2 || !known {
+			return nil, fmt.Errorf("-target-opt %q: want name.key=value for a name in -targets", opt)
+		}
+		t := &ts[i]
+		switch key {
+		case "admin":
+			t.admin = v
+		case "database-url":
+			t.backend.DatabaseURL = v
+		case "kafka-brokers":
+			t.backend.Brokers = splitList(v)
+		case "kafka-topic":
+			t.backend.Topic = v
+		case "reconcile":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("-target-opt %q: %w", opt, err)
+			}
+			t.reconcile = b
+		default:
+			return nil, fmt.Errorf("-target-opt %q: unknown key %q (want admin, database-url, kafka-brokers, kafka-topic or reconcile)", opt, key)
+		}
+	}
+	return ts, nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > maxTargetName {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // run is main without the process exits, for tests. It returns an error
 // wrapping loadtest.ErrReconcile when reconciliation fails.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -107,45 +226,125 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	g, err := loadtest.New(cfg)
+	targets, err := targetsOf(cfg, o)
 	if err != nil {
 		return err
 	}
-	cfg = g.Config()
-	fmt.Fprintf(stdout, "loadtest %s: %s loop against %s for %v (warmup %v)\n", cfg.RunID, cfg.Mode, cfg.Target, cfg.Duration, cfg.Warmup)
-	res, err := g.Run(ctx)
-	if err != nil {
-		return err
+	if cfg.RunID == "" {
+		cfg.RunID = loadtest.NewRunID()
 	}
-	rep := res.Report
-
-	var runErr error
-	if o.reconcile {
-		brokers := splitList(o.kafkaBrokers)
-		// Reconcile even after Ctrl-C: what was acknowledged must be checked.
-		rc, err := loadtest.Reconcile(context.WithoutCancel(ctx), o.databaseURL, brokers, o.kafkaTopic,
-			res.AckedIDs(), res.RefusedIDs(), o.reconcileTimeout)
+	// Build every generator first, so a bad setting fails before any load.
+	type plan struct {
+		t     target
+		g     *loadtest.Generator
+		sweep bool
+	}
+	var plans []plan
+	for _, t := range targets {
+		c := cfg
+		c.Target, c.Admin, c.Name = t.url, t.admin, t.name
+		if t.name != "" {
+			c.RunID = cfg.RunID + "-" + t.name
+		}
+		g, err := loadtest.New(c)
 		if err != nil {
-			runErr = err
-		} else {
-			rep.Reconcile = rc
-			runErr = rc.Err()
+			return err
+		}
+		plans = append(plans, plan{t: t, g: g})
+		for _, rate := range o.sweep {
+			sc := c
+			sc.Mode, sc.Rate, sc.RunID = loadtest.ModeOpen, rate, c.RunID+"-"+strconv.Itoa(rate)
+			if o.sweepDuration > 0 {
+				sc.Duration = o.sweepDuration
+			}
+			sg, err := loadtest.New(sc)
+			if err != nil {
+				return err
+			}
+			plans = append(plans, plan{t: t, g: sg, sweep: true})
 		}
 	}
 
-	// Further outputs (charts) are one more loadtest.Writer in this list.
-	writers := []loadtest.Writer{loadtest.Summary{W: stdout}}
-	path := strings.ReplaceAll(o.out, runIDPlaceholder, rep.RunID)
+	suite := &loadtest.Suite{RunID: cfg.RunID, Started: time.Now().UTC()}
+	var runErr error
+	for i, p := range plans {
+		if ctx.Err() != nil {
+			break // Ctrl-C: report what ran
+		}
+		if i > 0 && o.settle > 0 {
+			select {
+			case <-time.After(o.settle):
+			case <-ctx.Done():
+			}
+		}
+		c := p.g.Config()
+		what := fmt.Sprintf("%s loop", c.Mode)
+		if c.Mode == loadtest.ModeOpen {
+			what = fmt.Sprintf("open loop at %d req/s", c.Rate)
+		}
+		fmt.Fprintf(stdout, "loadtest %s: %s, scenario %s, against %s for %v (warmup %v)\n", c.RunID, what, c.Scenario, c.Target, c.Duration, c.Warmup)
+		res, err := p.g.Run(ctx)
+		if err != nil {
+			return err
+		}
+		rep := res.Report
+		if o.reconcile && p.t.reconcile {
+			// Reconcile even after Ctrl-C: what was acknowledged must be checked.
+			rc, err := loadtest.ReconcileRun(context.WithoutCancel(ctx), p.t.backend, res)
+			if err != nil {
+				runErr = errors.Join(runErr, fmt.Errorf("%s: %w", c.RunID, err))
+			} else {
+				rep.Reconcile = rc
+			}
+		}
+		if err := (loadtest.Summary{W: stdout}).WriteReport(rep); err != nil {
+			return errors.Join(runErr, err)
+		}
+		fmt.Fprintln(stdout)
+		if p.sweep {
+			suite.Sweep = append(suite.Sweep, rep)
+		} else {
+			suite.Runs = append(suite.Runs, rep)
+		}
+	}
+	if len(suite.Runs) == 0 {
+		return errors.Join(runErr, ctx.Err())
+	}
+	runErr = errors.Join(runErr, suite.Err())
+
+	// One target and no sweep: the report is a single Report, as before.
+	single := len(targets) == 1 && targets[0].name == "" && len(o.sweep) == 0
+	path := strings.ReplaceAll(o.out, runIDPlaceholder, cfg.RunID)
+	var writers []loadtest.SuiteWriter
+	var charts *loadtest.Charts
 	if path != "" {
+		if o.charts {
+			charts = &loadtest.Charts{Prefix: strings.TrimSuffix(path, ".json")}
+			writers = append(writers, charts)
+		}
 		writers = append(writers, loadtest.JSONFile{Path: path})
 	}
+	if !single {
+		if err := (loadtest.Summary{W: stdout}).WriteTables(suite); err != nil {
+			return errors.Join(runErr, err)
+		}
+	}
 	for _, w := range writers {
-		if err := w.WriteReport(rep); err != nil {
+		var err error
+		if rw, ok := w.(loadtest.Writer); ok && single {
+			err = rw.WriteReport(suite.Runs[0])
+		} else {
+			err = w.WriteSuite(suite)
+		}
+		if err != nil {
 			return errors.Join(runErr, err)
 		}
 	}
 	if path != "" {
 		fmt.Fprintf(stdout, "report written to %s\n", path)
+	}
+	if charts != nil {
+		fmt.Fprintf(stdout, "charts written to %s\n", strings.Join(charts.Written, " "))
 	}
 	return runErr
 }

@@ -197,8 +197,10 @@ func TestRunWritesReport(t *testing.T) {
 	srv := startOrderServer(t, &orderServer{})
 	dir := t.TempDir()
 	var out bytes.Buffer
+	// Charts off: rendering PNGs under -race takes seconds, and this test
+	// times the run (the smoke test checks the charts).
 	args := []string{"-target", srv.url, "-conns", "2", "-duration", "300ms", "-reconcile=false", "-admin", "",
-		"-run-id", "t1", "-out", filepath.Join(dir, "<runid>.json")}
+		"-run-id", "t1", "-out", filepath.Join(dir, "<runid>.json"), "-charts=false"}
 	start := time.Now()
 	if err := run(context.Background(), args, noEnv, &out, &bytes.Buffer{}); err != nil {
 		t.Fatalf("run(%q): %v\n%s", args, err, out.String())
@@ -265,4 +267,36 @@ func TestRunFailsWhenAnAckedOrderIsMissing(t *testing.T) {
 	if !strings.Contains(out.String(), "reconcile FAILED") {
 		t.Fatalf("summary lacks the failure:\n%s", out.String())
 	}
+}
+
+func TestTargetsOf(t *testing.T) {
+	cfg, o, err := parseFlags([]string{"-targets", "a=http://127.0.0.1:1,b=http://127.0.0.1:2", "-target-opt", "a.admin=http://127.0.0.1:3",
+		"-target-opt", "b.reconcile=false", "-target-opt", "b.kafka-brokers=k1:1,k2:2", "-database-url", "postgres://x/y"}, noEnv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	ts, err := targetsOf(cfg, o)
+	if err != nil {
+		t.Fatalf("targetsOf: %v", err)
+	}
+	if len(ts) != 2 || ts[0].name != "a" || ts[0].admin != "http://127.0.0.1:3" || !ts[0].reconcile || ts[0].backend.DatabaseURL != "postgres://x/y" ||
+		ts[1].admin != "" || ts[1].reconcile || strings.Join(ts[1].backend.Brokers, "|") != "k1:1|k2:2" {
+		t.Fatalf("targets %+v; want a with its admin and the default database, b without admin or reconciliation, with its brokers", ts)
+	}
+	f := func(args []string, want string) {
+		t.Helper()
+		cfg, o, err := parseFlags(args, noEnv, &bytes.Buffer{})
+		if err == nil {
+			_, err = targetsOf(cfg, o)
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%q: got %v; want an error containing %q", args, err, want)
+		}
+	}
+	f([]string{"-targets", "A=http://x"}, "-targets")
+	f([]string{"-targets", "a=http://x,a=http://y"}, "twice")
+	f([]string{"-targets", "a=http://x", "-target-opt", "b.admin=x"}, "-target-opt")
+	f([]string{"-targets", "a=http://x", "-target-opt", "a.color=x"}, "unknown key")
+	f([]string{"-target-opt", "a.admin=x"}, "needs -targets")
+	f([]string{"-sweep", "10,x"}, "-sweep")
 }
