@@ -46,18 +46,16 @@ type Config struct {
 	// BenchmarkPublish for the measurement behind it).
 	Linger time.Duration
 
-	// DeliveryTimeout is how long a fast-path record may wait for a broker
-	// acknowledgement, from Publish, before the client fails it, flag
-	// -kafka.delivery-timeout. A record that fails stays in the outbox for
-	// the sweeper; a sweep gives up after 2×DeliveryTimeout+5s. At least
-	// 100ms. Default: 10s.
+	// DeliveryTimeout is how long a sweep waits for the broker to
+	// acknowledge its page before it rolls back (plus 5s of slack for
+	// PostgreSQL), flag -kafka.delivery-timeout. At least 100ms.
+	// Default: 10s.
 	//
-	// It is enforced through the produce context, not
-	// kgo.RecordDeliveryTimeout: kgo measures that from Record.Timestamp,
-	// which is the event's ingest time, so every swept record (older than
-	// SweepGrace) would fail before being sent. Like kgo's, the timeout
-	// fails a batch only while that is safe for idempotence (not while a
-	// request carrying it is in flight without an answer).
+	// No record is ever failed on a timeout, on either path: a record
+	// failed while a later event of its order, produced after it, got
+	// through would publish that order out of version order. Records stay
+	// in the client until acknowledged, within MaxBufferedRecords/Bytes;
+	// what does not fit is left in the outbox for the sweeper.
 	DeliveryTimeout time.Duration
 
 	// SweepInterval is the time between sweeper runs, flag
@@ -67,8 +65,9 @@ type Config struct {
 
 	// SweepGrace is the age past which an outbox row counts as abandoned by
 	// the fast path and is republished by the sweeper, flag
-	// -kafka.sweep-grace. It must exceed DeliveryTimeout so the sweeper does
-	// not race records the fast path still holds. Default: 30s.
+	// -kafka.sweep-grace. Rows the fast path still holds (Kafka slow or
+	// away) may be republished too: duplicates, in order, which consumers
+	// drop by ce_id. It must exceed DeliveryTimeout. Default: 30s.
 	SweepGrace time.Duration
 
 	// SweepLimit is the number of rows one sweep takes (and holds locked
@@ -212,8 +211,14 @@ func (c Config) kgoOpts(log *slog.Logger) []kgo.Opt {
 		// means a topic that is briefly missing from metadata costs
 		// latency, not a failed record; DeliveryTimeout still bounds it.
 		kgo.UnknownTopicRetries(-1),
-		kgo.MaxBufferedRecords(c.MaxBufferedRecords),
-		kgo.MaxBufferedBytes(c.MaxBufferedBytes),
+		// The publisher enforces MaxBufferedRecords/Bytes itself before
+		// handing a record over (a record the client refused with
+		// ErrMaxBuffered after a later one of its order got in would break
+		// per-order order). The client's own bounds sit above them, with
+		// room for the races between the fast path's and the sweeper's
+		// checks, as a backstop that should never trigger.
+		kgo.MaxBufferedRecords(c.MaxBufferedRecords + c.SweepLimit + 4096),
+		kgo.MaxBufferedBytes(c.MaxBufferedBytes + c.MaxBufferedBytes/8),
 		kgo.ProducerLinger(c.Linger),
 		// No kgo.RecordDeliveryTimeout: see DeliveryTimeout.
 		kgo.ProducerBatchCompression(codec),

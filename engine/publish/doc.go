@@ -3,9 +3,8 @@
 // each event is copied into a pooled record and handed to the client with
 // TryProduce, never blocking; on the broker's ack (acks=all, idempotent) the
 // promise queues the row's key and the deleter deletes acked rows in
-// batches. Whatever the fast path skipped (buffer full), failed
-// (DeliveryTimeout) or never saw (crash after commit, Kafka away) stays in
-// the outbox; the sweeper republishes rows older than SweepGrace and deletes
+// batches. Whatever the fast path skipped (buffer full) or never saw
+// (crash after commit) stays in the outbox; the sweeper republishes rows older than SweepGrace and deletes
 // them in the same transaction. Delivery is at least once: dedupe on ce_id.
 //
 // Ordering: key = order id, so one partition per order, and the client keeps
@@ -17,11 +16,13 @@
 // an event of an order leaves the fast path, the order's later events are
 // held for the sweeper until a sweep pass has covered them (gate), and after
 // start status changes are held until the outbox is seen empty or swept.
-// Not covered: fast paths of different instances race each other and other
-// instances' sweeps; two concurrent sweeps may split one order's rows at a
-// page boundary unless the store serialises sweeps; an event produced between
-// the client failing an earlier record of its order and that record's
-// promise running is not held; clocks must agree with PostgreSQL's within 1s.
+// No record is failed on a deadline (see Config.DeliveryTimeout): a failed
+// earlier version with a delivered later one is exactly the reorder a
+// version-skipping consumer cannot recover from. The store serialises sweeps
+// fleet-wide. Not covered: fast paths of different instances race each other
+// and other instances' sweeps; a broker error the client does not retry
+// (e.g. a record too large) fails that record alone; clocks must agree with
+// PostgreSQL's within 1s.
 //
 // Lock order: deleter.delMu before deleter.mu; gate.mu is taken alone.
 package publish

@@ -86,9 +86,11 @@ type Publisher struct {
 	fastPromise  func(*kgo.Record, error) // method values, bound once
 	sweepPromise func(*kgo.Record, error)
 
-	// win is the produce context of the current deadline window: fast-path
-	// records share one context per window instead of allocating one each.
-	win atomic.Pointer[window]
+	// sweepInflight counts swept records handed to the client whose promise
+	// has not run. A sweep starts only when it is 0: a sweep that gave up
+	// waiting leaves its records in flight (they are never failed, see
+	// produceSweep), and sweeping again would only queue duplicates.
+	sweepInflight atomic.Int64
 
 	del deleter
 
@@ -199,9 +201,6 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 	n, derr := p.del.drain(ctx, p)
 	p.log.Info("publish shutdown: acknowledged rows deleted", "rows", n, "took", time.Since(t).String(), "err", derr)
 
-	if w := p.win.Load(); w != nil {
-		w.cancel() // flushed: no record needs it
-	}
 	t = time.Now()
 	p.cl.Close()
 	p.log.Info("publish shutdown: kafka client closed", "took", time.Since(t).String())
@@ -240,41 +239,15 @@ func (p *Publisher) Publish(events []order.Event) {
 		r.start = now
 		p.inflight.Add(1)
 		p.inflightBytes.Add(r.size)
-		p.cl.TryProduce(p.window(nowNanos), &r.rec, p.fastPromise)
+		// No deadline: a record handed to the client stays there until the
+		// broker acknowledges it (or Shutdown closes the client). A record
+		// failed on a deadline while a later event of its order, produced
+		// after it, is delivered would put that order's versions out of
+		// order on the topic (the chaos suite caught exactly that); the
+		// client keeps a partition's records in order as long as none fails.
+		// Memory stays bounded by the inflight checks above.
+		p.cl.TryProduce(context.Background(), &r.rec, p.fastPromise)
 	}
-}
-
-// window is a produce context shared by the fast-path records handed over
-// in one slice of time. kgo fails a batch when the context of its first
-// (oldest) record is done, and only while that is safe for idempotence, which
-// makes DeliveryTimeout a per-record bound measured from Publish, give or take
-// windowSlices of it.
-type window struct {
-	ctx      context.Context
-	cancel   context.CancelFunc
-	deadline int64 // unix ns
-}
-
-// windowSlices is how many windows one DeliveryTimeout spans: a record may
-// get up to DeliveryTimeout/windowSlices more than DeliveryTimeout.
-const windowSlices = 20
-
-// window returns a context whose deadline is DeliveryTimeout after now, or
-// up to DeliveryTimeout/windowSlices later. It allocates once per window.
-func (p *Publisher) window(now int64) context.Context {
-	dt := int64(p.cfg.DeliveryTimeout)
-	w := p.win.Load()
-	if w != nil && w.deadline >= now+dt {
-		return w.ctx
-	}
-	deadline := now + dt + dt/windowSlices
-	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, deadline))
-	nw := &window{ctx: ctx, cancel: cancel, deadline: deadline}
-	// If another Publish installed a window meanwhile, ours still serves
-	// this call and ends at its deadline. The replaced window's context
-	// also ends at its own deadline: its records still need it.
-	p.win.CompareAndSwap(w, nw)
-	return ctx
 }
 
 // onFastAck is the fast path's promise. It runs serially on the client's

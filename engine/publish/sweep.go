@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -13,10 +14,11 @@ import (
 )
 
 // sweepTimeout bounds one sweep (select, produce, wait for every ack,
-// delete, commit): twice the time a record may take to be acknowledged or
-// failed, plus slack for PostgreSQL. Past it the sweep rolls back and its
-// rows wait for the next run.
-func (c Config) sweepTimeout() time.Duration { return 2*c.DeliveryTimeout + 5*time.Second }
+// delete, commit): the time its records may take to be acknowledged
+// (DeliveryTimeout) plus slack for PostgreSQL. Past it the sweep rolls back;
+// its records stay in flight and their rows are deleted as they are
+// acknowledged (see produceSweep).
+func (c Config) sweepTimeout() time.Duration { return c.DeliveryTimeout + 5*time.Second }
 
 // sweepLoop is the sweeper goroutine: every SweepInterval it runs a pass,
 // until ctx ends.
@@ -38,8 +40,14 @@ func (p *Publisher) sweepLoop(ctx context.Context) {
 // that page's start, which releases the gate's holds up to that moment.
 func (p *Publisher) sweepPass(ctx context.Context) {
 	for ctx.Err() == nil {
+		if p.sweepInflight.Load() > 0 {
+			return // an abandoned sweep's records are still in flight
+		}
 		start := time.Now()
-		n, err := p.sweepOnce(ctx)
+		n, limit, err := p.sweepOnce(ctx)
+		if errors.Is(err, errNoRoom) {
+			return // the client is full (Kafka slow or away): next interval
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return // shutting down; the rows stay for the next instance
@@ -49,7 +57,7 @@ func (p *Publisher) sweepPass(ctx context.Context) {
 			return
 		}
 		p.sweepRunsOK.Inc()
-		if n < p.cfg.SweepLimit {
+		if n < limit {
 			p.gate.advance(start.Add(-p.cfg.SweepGrace - clockMargin).UnixNano())
 			return
 		}
@@ -57,18 +65,28 @@ func (p *Publisher) sweepPass(ctx context.Context) {
 }
 
 // sweepOnce runs one SweepEvents transaction.
-func (p *Publisher) sweepOnce(ctx context.Context) (int, error) {
+// It returns the rows published and the page size asked for: a page shorter
+// than that means the sweep has caught up.
+func (p *Publisher) sweepOnce(ctx context.Context) (n, limit int, err error) {
+	// A page must fit whole in the client's buffer (see produceSweep): take
+	// no more rows than there is room for now.
+	limit = int(min(int64(p.cfg.SweepLimit), int64(p.cfg.MaxBufferedRecords)-p.inflight.Load()))
+	if limit <= 0 {
+		return 0, 0, errNoRoom
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.sweepTimeout())
 	defer cancel()
-	return p.ob.SweepEvents(ctx, p.cfg.SweepGrace, p.cfg.SweepLimit, func(events []order.Event) error {
+	n, err = p.ob.SweepEvents(ctx, p.cfg.SweepGrace, limit, func(events []order.Event) error {
 		return p.produceSweep(ctx, events)
 	})
+	return n, limit, err
 }
 
 // sweepBatch tracks the acknowledgements of one sweep's records.
 type sweepBatch struct {
-	left atomic.Int64 // records without a promise yet, +1 until all are produced
-	done chan struct{}
+	left      atomic.Int64 // records without a promise yet, +1 until all are produced
+	done      chan struct{}
+	abandoned atomic.Bool // the sweep stopped waiting and rolled back
 
 	mu     sync.Mutex
 	failed int
@@ -88,15 +106,32 @@ func (b *sweepBatch) finish(err error) {
 	}
 }
 
-// produceSweep produces events (in the order given: the store's
-// order id, version order) and waits until the broker acknowledged every one,
-// or one failed, or ctx ended. Produce blocks while the client's buffer is
-// full: the sweeper may wait, unlike the fast path. Records still in flight
-// when it gives up finish on their own; their rows are republished by a later
-// sweep (at least once).
+// errNoRoom: the client's buffer cannot take a whole page now.
+var errNoRoom = errors.New("kafka client buffer full: sweep postponed")
+
+// produceSweep produces events (in the order given: the store's order id,
+// version order) and waits until the broker acknowledged every one, or one
+// failed, or ctx ended.
+//
+// The records carry no deadline, like the fast path's, and go in only when
+// the whole page fits under the buffer bounds: a page half accepted, or a
+// record failed on a deadline while a later version of its order got
+// through, would publish that order out of order. So a record is never
+// failed short of Shutdown; when the sweep stops waiting (ctx) it rolls back,
+// the records stay in flight, and each one's row is deleted by the deleter as
+// its acknowledgement arrives. No new sweep starts until they have all
+// resolved (sweepInflight).
 func (p *Publisher) produceSweep(ctx context.Context, events []order.Event) error {
 	if len(events) == 0 {
 		return nil
+	}
+	var size int64
+	for i := range events {
+		size += eventSize(&events[i], len(p.source))
+	}
+	if p.inflight.Load()+int64(len(events)) > int64(p.cfg.MaxBufferedRecords) ||
+		p.inflightBytes.Load()+size > int64(p.cfg.MaxBufferedBytes) {
+		return errNoRoom
 	}
 	b := &sweepBatch{done: make(chan struct{})}
 	b.left.Store(int64(len(events)) + 1)
@@ -108,12 +143,14 @@ func (p *Publisher) produceSweep(ctx context.Context, events []order.Event) erro
 		r.sweep = b
 		p.inflight.Add(1)
 		p.inflightBytes.Add(r.size)
-		p.cl.Produce(ctx, &r.rec, p.sweepPromise)
+		p.sweepInflight.Add(1)
+		p.cl.TryProduce(context.Background(), &r.rec, p.sweepPromise)
 	}
 	b.finish(nil)
 	select {
 	case <-b.done:
 	case <-ctx.Done():
+		b.abandoned.Store(true)
 		return fmt.Errorf("wait for acks of %d swept events: %w", len(events), ctx.Err())
 	}
 	b.mu.Lock()
@@ -129,8 +166,14 @@ func (p *Publisher) onSweepAck(rec *kgo.Record, err error) {
 	r := rec.Context.(*pubRec)
 	p.inflight.Add(-1)
 	p.inflightBytes.Add(-r.size)
+	p.sweepInflight.Add(-1)
 	if err == nil {
 		p.sweepOK.Inc()
+		if r.sweep.abandoned.Load() {
+			// Its sweep rolled back: the row is still there; delete it now
+			// that the broker has it.
+			p.del.add(r.key, r.version)
+		}
 	} else {
 		p.sweepErr.Inc()
 	}

@@ -250,10 +250,15 @@ func (e *commitError) Unwrap() error { return e.err }
 func classify(err error) errKind {
 	var ce *commitError
 	if errors.As(err, &ce) {
-		// Only an error raised before anything was sent leaves no doubt.
-		if pgconn.SafeToRetry(err) {
-			return kindRetryable
-		}
+		// Never retried, whatever the error says: the transaction may have
+		// committed. pgx v5.12 reports a connection lost while waiting for
+		// COMMIT's answer as SafeToRetry (MultiResultReader.NextResult
+		// drops the read error and closes the connection; the next read
+		// returns a "conn closed" error that claims nothing was sent), and
+		// a retry of a committed status batch re-applied its changes and
+		// answered a committed change 409 (chaos.TestAmbiguousCommit).
+		// The orders fail with 503; the client's retry with the same id
+		// converges.
 		return kindOther
 	}
 	var pgErr *pgconn.PgError

@@ -342,7 +342,16 @@ func TestClassify(t *testing.T) {
 	f(&txError{step: "x", err: fmt.Errorf("eof")}, kindOther)
 	f(&commitError{err: pg("40001")}, kindOther) // at COMMIT: ambiguous
 	f(&commitError{err: fmt.Errorf("unexpected EOF")}, kindOther)
+	// pgx reports a connection lost while waiting for COMMIT's answer as
+	// safe to retry; it is not (the commit may have happened). This case
+	// returned kindRetryable before the fix.
+	f(&commitError{err: safeToRetryErr{}}, kindOther)
 }
+
+type safeToRetryErr struct{}
+
+func (safeToRetryErr) Error() string     { return "conn closed" }
+func (safeToRetryErr) SafeToRetry() bool { return true }
 
 type pgconnPgError = pgconn.PgError
 
