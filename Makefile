@@ -7,19 +7,24 @@ COUNT ?= 10
 BENCHTIME ?= 1s
 FUZZTIME ?= 60s
 DURATION ?= 10s
+CONNS ?= 64
+SCENARIO ?= orders
 ADMIN ?= 127.0.0.1:6060
 COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo nocommit)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 export DATABASE_URL ?= postgres://127.0.0.1:5432/orderflow?sslmode=disable
 
-.PHONY: help fmt vet lint test test-race test-integration fuzz bench benchstat build run db loadtest profile-cpu profile-heap profile-allocs check
+.PHONY: help fmt vet lint test test-race test-integration smoke fuzz bench benchstat build run db redis loadtest profile profile-cpu profile-heap profile-allocs check chaos
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
 
 db: ## start (installing if needed) local PostgreSQL and create the orderflow database
 	@bash scripts/db.sh
+
+redis: ## start (installing if needed) a local Redis on 127.0.0.1:6379 for the shared rate-limit tests
+	@bash scripts/redis.sh
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
@@ -31,17 +36,21 @@ lint: ## gofmt check + go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKG)
 
-test: db ## database set-up, go vet, then every test with -race (integration tests included; a dead database fails them)
+test: db redis ## database and Redis set-up, go vet, then every test with -race (integration tests and the 10 s load-test smoke included; a dead database fails them)
 	$(GO) vet $(PKG)
 	$(GO) test -race -count=1 -timeout 8m $(PKG)
 
+smoke: db ## only the load-test smoke (part of test): ~10 s of load against an in-process server, reconciled
+	$(GO) test -race -count=1 -run TestSmokeLoadAgainstRealServer -v ./cmd/loadtest/
+
 test-race: test ## alias of test (tests always run with -race)
 
-test-integration: db ## only the tests that talk to PostgreSQL and the broker
-	$(GO) test -race -count=1 ./engine/store/... ./engine/publish/... ./engine/ ./cmd/...
+test-integration: db redis ## only the tests that talk to PostgreSQL, Redis and the broker
+	$(GO) test -race -count=1 ./engine/store/... ./engine/publish/... ./engine/ingest/... ./engine/ ./cmd/...
 
 fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./engine/order/
+	$(GO) test -run XXX -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./engine/ingest/
 
 bench: db ## run benchmarks (BENCH, COUNT, BENCHTIME), tee to bench/out/<commit>.txt
 	@mkdir -p bench/out
@@ -50,9 +59,10 @@ bench: db ## run benchmarks (BENCH, COUNT, BENCHTIME), tee to bench/out/<commit>
 benchstat: ## compare two bench outputs: make benchstat OLD=a.txt NEW=b.txt
 	$(GO) run golang.org/x/perf/cmd/benchstat@latest $(OLD) $(NEW)
 
-build: ## build bin/orderflow and bin/loadtest
+build: ## build bin/orderflow, bin/loadtest and bin/benchtargets (the naive baseline and no-op servers)
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/orderflow ./cmd/orderflow
-	@if [ -d cmd/loadtest ] && ls cmd/loadtest/*.go >/dev/null 2>&1; then $(GO) build -ldflags '$(LDFLAGS)' -o bin/loadtest ./cmd/loadtest; fi
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/loadtest ./cmd/loadtest
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/benchtargets ./cmd/benchtargets
 
 run: db build ## local PostgreSQL + demo catalog + server with the embedded broker
 	./bin/orderflow seed-demo-catalog
@@ -64,8 +74,11 @@ run: db build ## local PostgreSQL + demo catalog + server with the embedded brok
 	@echo
 	./bin/orderflow
 
-loadtest: db build ## short load run against a fresh server (DURATION=)
-	@if [ -x bin/loadtest ]; then ./bin/loadtest -duration $(DURATION); else echo "loadtest not built yet (issue: the proof harness)"; exit 1; fi
+loadtest: db build ## orderflow vs naive baseline vs no-op, reconciled, JSON + PNG charts in loadtest/out/ (DURATION= CONNS= SCENARIO= SWEEP=)
+	DURATION=$(DURATION) CONNS=$(CONNS) SCENARIO=$(SCENARIO) bash scripts/loadtest.sh
+
+profile: db build ## load a fresh server and capture CPU, heap, allocs, mutex, block, trace + SVGs into pprof/out/ (TARGET= SCENARIO=)
+	CONNS=$(CONNS) SCENARIO=$(SCENARIO) bash scripts/profile.sh
 
 profile-cpu: ## 30 s CPU profile from a running server's admin port into pprof/
 	@mkdir -p pprof/out
@@ -78,5 +91,8 @@ profile-heap: ## heap profile from a running server
 profile-allocs: ## allocs profile from a running server
 	@mkdir -p pprof/out
 	curl -sf "http://$(ADMIN)/debug/pprof/allocs" -o pprof/out/$$(date +%F)_allocs_$(COMMIT).allocs.pprof
+
+chaos: db ## long crash/fault runs (SIGKILL under load, PostgreSQL restarts, Kafka faults, 3 instances); appends to chaos/RESULTS.md
+	@bash scripts/chaos.sh
 
 check: lint test ## fmt check + vet + tests with -race

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/orderflow/orderflow/engine/catalog"
 	"github.com/orderflow/orderflow/engine/ingest"
 	"github.com/orderflow/orderflow/engine/metrics"
@@ -44,6 +46,12 @@ type Config struct {
 	EmbeddedKafkaPartitions int32
 	// ShutdownTimeout is the whole drain budget on SIGTERM. Default: 30s.
 	ShutdownTimeout time.Duration
+	// RedisURL, when set (redis://[user:pass@]host:port/db), keeps the
+	// per-key and per-IP rate limits (Ingest.PerKeyLimit, PerIPLimit) in
+	// Redis, shared by every instance. Empty: each instance limits alone.
+	// Redis failing at run time makes each instance fall back to its local
+	// limit; it never fails requests. Default: "".
+	RedisURL string
 	// DrainDelay keeps serving for this long after /readyz turns 503, so a
 	// load balancer stops sending before the listener closes. Default: 0.
 	DrainDelay time.Duration
@@ -135,6 +143,11 @@ func (c Config) Validate() error {
 	if c.DrainDelay < 0 {
 		return fmt.Errorf("-drain-delay must be ≥ 0, got %s", c.DrainDelay)
 	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			return fmt.Errorf("-redis-url: %w", err)
+		}
+	}
 	if c.EmbeddedKafkaPartitions < 0 {
 		return fmt.Errorf("-embedded-kafka-partitions must be ≥ 1, got %d", c.EmbeddedKafkaPartitions)
 	}
@@ -168,6 +181,7 @@ type Engine struct {
 	front   *ingest.Server
 	admin   *http.Server
 
+	redis       *redis.Client // nil without RedisURL
 	ln, adminLn net.Listener
 	serveErr    chan error // public and admin Serve results; size 2 so neither blocks
 	shutting    atomic.Bool
@@ -257,6 +271,16 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	e.updates.Start()
 
 	deps := ingest.Deps{Orders: e.orders, Updates: e.updates, Reader: e.store, Prices: e.catalog}
+	if cfg.RedisURL != "" {
+		opts, _ := redis.ParseURL(cfg.RedisURL) // checked in Validate
+		e.redis = redis.NewClient(opts)
+		deps.Redis = e.redis
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if perr := e.redis.Ping(pctx).Err(); perr != nil {
+			e.log.Warn("redis does not answer; rate limits stay per instance until it does (-redis-url)", "addr", opts.Addr, "err", perr)
+		}
+		cancel()
+	}
 	if e.front, err = ingest.New(cfg.Ingest, deps, e.m, e.log); err != nil {
 		return err
 	}
@@ -379,6 +403,9 @@ func (e *Engine) closeRest(ctx context.Context, step func(string, func() error))
 	}
 	if e.broker != nil {
 		step("embedded kafka", func() error { e.broker.Close(); return nil })
+	}
+	if e.redis != nil {
+		step("redis client", func() error { return e.redis.Close() })
 	}
 	return nil
 }

@@ -5,10 +5,64 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/engine/ingest"
 )
+
+// apiKeysEnv holds API keys as comma-separated NAME:KEY[:RATE[:BURST]] (or
+// KEY) entries. It has no flag: a key on the command line shows in ps.
+const apiKeysEnv = "ORDERFLOW_API_KEYS"
+
+// loadAPIKeys reads the keys file (if any) and the environment entries (if
+// any). Errors name the file or variable and the entry, never a key.
+func loadAPIKeys(file, env string) ([]ingest.APIKey, error) {
+	var keys []ingest.APIKey
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("-auth.keys-file: %w", err)
+		}
+		defer f.Close()
+		k, err := ingest.ParseAPIKeys(f, "-auth.keys-file "+file)
+		if err != nil {
+			return nil, err
+		}
+		if len(k) == 0 {
+			return nil, fmt.Errorf("-auth.keys-file %s holds no key: remove the flag to run without authentication", file)
+		}
+		keys = append(keys, k...)
+	}
+	if env != "" {
+		k, err := ingest.ParseAPIKeys(strings.NewReader(env), apiKeysEnv)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k...)
+	}
+	return keys, nil
+}
+
+// limitFlag is a flag.Value for ingest.Limit written RATE[,BURST].
+type limitFlag struct{ l *ingest.Limit }
+
+func (f limitFlag) String() string {
+	if f.l == nil {
+		return "0"
+	}
+	return f.l.String()
+}
+
+func (f limitFlag) Set(v string) error {
+	l, err := ingest.ParseLimit(v)
+	if err != nil {
+		return err
+	}
+	*f.l = l
+	return nil
+}
 
 // envOf maps a flag name to its environment variable: the names fixed by
 // the contract, and ORDERFLOW_<NAME> (dots and dashes as underscores,
@@ -58,6 +112,15 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (engi
 	fs.IntVar(&in.MaxHeaderBytes, "ingest.max-header-bytes", in.MaxHeaderBytes, "request line plus headers limit in bytes")
 	fs.IntVar(&in.MaxConns, "ingest.max-conns", in.MaxConns, "open connections limit")
 	fs.DurationVar(&in.RetryAfter, "ingest.retry-after", in.RetryAfter, "Retry-After sent with 503 (rounded up to seconds)")
+	fs.Int64Var(&in.MaxInflightBodyBytes, "ingest.max-inflight-body-bytes", in.MaxInflightBodyBytes, "request body bytes (raw + gunzipped) held by requests in progress; more get 503 at once")
+
+	var keysFile string
+	fs.StringVar(&keysFile, "auth.keys-file", "", "file of API keys, one NAME:KEY[:RATE[:BURST]] (or KEY) per line; with "+apiKeysEnv+" (comma-separated entries) the keys add up; none: authentication off")
+	fs.Var(limitFlag{&in.PerKeyLimit}, "ratelimit.per-key", "each API key's limit RATE[,BURST] in requests/s (burst default ceil(RATE)); 0: off")
+	fs.Var(limitFlag{&in.PerIPLimit}, "ratelimit.per-ip", "each client IP's limit RATE[,BURST] in requests/s, before authentication; 0: off")
+	fs.IntVar(&in.MaxTrackedIPs, "ratelimit.max-tracked-ips", in.MaxTrackedIPs, "per-IP buckets kept in memory at most (idle ones are evicted first)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", "", "redis://host:port/db to share the rate limits among instances; empty: each instance limits alone")
+	fs.DurationVar(&in.RedisTimeout, "redis-timeout", in.RedisTimeout, "longest wait for Redis per request before the local limit decides")
 
 	pl := &cfg.Pipeline
 	fs.IntVar(&pl.Writers, "pipeline.writers", pl.Writers, "concurrent group-commit writers (each holds one database connection)")
@@ -126,6 +189,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (engi
 			}
 		}
 	}
+	keys, err := loadAPIKeys(keysFile, getenv(apiKeysEnv))
+	if err != nil {
+		return cfg, 0, err
+	}
+	in.APIKeys = keys
 	cfg.EmbeddedKafkaPartitions = int32(parts)
 	st.MaxConns = int32(maxConns)
 	var lvl slog.Level

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -83,4 +85,53 @@ func TestUsageListsEnvVariables(t *testing.T) {
 			t.Errorf("usage lacks %q", w)
 		}
 	}
+}
+
+func TestParseConfigSecurityFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/keys"
+	if err := os.WriteFile(file, []byte("# ops keys\nops:ops-key-0123456789abcdef\nbatch:batch-key-0123456789abcdef:50:100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := parseConfig([]string{"-auth.keys-file", file, "-ratelimit.per-key", "200,400", "-redis-url", "redis://127.0.0.1:6379/2"},
+		env("ORDERFLOW_API_KEYS", "env-key-0123456789abcdef, ci:ci-key-0123456789abcdef", "ORDERFLOW_RATELIMIT_PER_IP", "20", "ORDERFLOW_INGEST_MAX_INFLIGHT_BODY_BYTES", "1000000"), io.Discard)
+	if err != nil {
+		t.Fatalf("parseConfig: %v", err)
+	}
+	in := cfg.Ingest
+	var keys []string
+	for _, k := range in.APIKeys {
+		keys = append(keys, fmt.Sprintf("%s=%s/%v", k.Name, k.Key, k.Limit))
+	}
+	got := fmt.Sprint(keys, " ", in.PerKeyLimit, " ", in.PerIPLimit, " ", cfg.RedisURL, " ", in.MaxInflightBodyBytes)
+	// PerIPLimit's burst is filled in later (ingest.New): "20" parses as 20,0.
+	want := "[ops=ops-key-0123456789abcdef/0 batch=batch-key-0123456789abcdef/50,100 =env-key-0123456789abcdef/0 ci=ci-key-0123456789abcdef/0] 200,400 20,0 redis://127.0.0.1:6379/2 1000000"
+	if got != want {
+		t.Errorf("security flags:\n got %s\nwant %s", got, want)
+	}
+	// Defaults: authentication and limits off.
+	cfg, _, err = parseConfig(nil, env(), io.Discard)
+	if err != nil || len(cfg.Ingest.APIKeys) != 0 || cfg.Ingest.PerKeyLimit.On() || cfg.Ingest.PerIPLimit.On() || cfg.RedisURL != "" {
+		t.Errorf("defaults: keys %d, per-key %v, per-ip %v, redis %q, err %v; want all off", len(cfg.Ingest.APIKeys), cfg.Ingest.PerKeyLimit, cfg.Ingest.PerIPLimit, cfg.RedisURL, err)
+	}
+
+	bad := func(args []string, getenv func(string) string, want string) {
+		t.Helper()
+		_, _, err := parseConfig(args, getenv, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseConfig(%q): err = %v; want it to mention %q", args, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "0123456789") {
+			t.Errorf("parseConfig(%q): the error %q shows a key", args, err)
+		}
+	}
+	bad([]string{"-auth.keys-file", dir + "/missing"}, env(), "-auth.keys-file")
+	empty := dir + "/empty"
+	_ = os.WriteFile(empty, []byte("# nothing\n"), 0o600)
+	bad([]string{"-auth.keys-file", empty}, env(), "holds no key")
+	bad(nil, env("ORDERFLOW_API_KEYS", "short"), "ORDERFLOW_API_KEYS")
+	bad(nil, env("ORDERFLOW_API_KEYS", "a:dup-key-0123456789abcdef,b:dup-key-0123456789abcdef"), "configured twice")
+	bad([]string{"-ratelimit.per-ip", "fast"}, env(), "-ratelimit.per-ip")
+	bad(nil, env("ORDERFLOW_RATELIMIT_PER_KEY", "-3"), "ORDERFLOW_RATELIMIT_PER_KEY")
+	bad([]string{"-redis-url", "http://nope"}, env(), "-redis-url")
 }

@@ -99,11 +99,12 @@ func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time) {
 	if !ok {
 		return
 	}
-	if !s.acquire() {
+	cost := bodyCost(ctx, body)
+	if !s.admit(cost) {
 		s.overloaded(ctx, "overloaded", msgOverloaded)
 		return
 	}
-	defer s.release()
+	defer s.release(cost)
 
 	prices := s.deps.Prices.PriceBook()
 	var batches []*order.Batch
@@ -139,40 +140,7 @@ func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time) {
 		}
 		return
 	}
-	// Submit, then wait for every batch that went in.
-	submitted := make([]bool, len(batches))
-	for i, b := range batches {
-		if b.Len() == 0 {
-			continue
-		}
-		if err := s.deps.Orders.TrySubmit(b); err != nil {
-			code, ecode, msg, _ := statusFor(err)
-			for j := range items {
-				if items[j].batch == i {
-					items[j].status, items[j].code, items[j].msg, items[j].batch = code, ecode, msg, -1
-				}
-			}
-			continue
-		}
-		submitted[i] = true
-	}
-	deadline := getTimer(s.cfg.AckTimeout)
-	timedOut := false
-	for i, b := range batches {
-		if !submitted[i] {
-			continue
-		}
-		select {
-		case <-b.Done():
-		case <-deadline.C:
-			timedOut = true
-		}
-		if timedOut {
-			break
-		}
-	}
-	putTimer(deadline)
-	if timedOut {
+	if !submitAndWait(s, batches, items, s.deps.Orders.TrySubmit, nil) {
 		// Fates unknown: answer 503 for the whole request; the batches are
 		// left to the GC. Every item is safe to resend (ids dedupe).
 		s.orders[resTimeout].Inc()
@@ -272,11 +240,12 @@ func (s *Server) statusUpdates(ctx *fasthttp.RequestCtx, received time.Time) {
 	if !ok {
 		return
 	}
-	if !s.acquire() {
+	cost := bodyCost(ctx, body)
+	if !s.admit(cost) {
 		s.overloaded(ctx, "overloaded", msgOverloaded)
 		return
 	}
-	defer s.release()
+	defer s.release(cost)
 
 	var batches []*order.UpdateBatch
 	var items []bulkItem
@@ -309,40 +278,8 @@ func (s *Server) statusUpdates(ctx *fasthttp.RequestCtx, received time.Time) {
 		}
 		return
 	}
-	submitted := make([]bool, len(batches))
-	for i, b := range batches {
-		if b.Len() == 0 {
-			continue
-		}
-		if err := s.deps.Updates.TrySubmit(b); err != nil {
-			code, ecode, msg, _ := statusFor(err)
-			for j := range items {
-				if items[j].batch == i {
-					items[j].status, items[j].code, items[j].msg, items[j].batch = code, ecode, msg, -1
-				}
-			}
-			s.updates[updOverloaded].Add(float64(b.Len()))
-			continue
-		}
-		submitted[i] = true
-	}
-	deadline := getTimer(s.cfg.AckTimeout)
-	timedOut := false
-	for i, b := range batches {
-		if !submitted[i] {
-			continue
-		}
-		select {
-		case <-b.Done():
-		case <-deadline.C:
-			timedOut = true
-		}
-		if timedOut {
-			break
-		}
-	}
-	putTimer(deadline)
-	if timedOut {
+	refused := func(b *order.UpdateBatch) { s.updates[updOverloaded].Add(float64(b.Len())) }
+	if !submitAndWait(s, batches, items, s.deps.Updates.TrySubmit, refused) {
 		s.updates[updTimeout].Inc()
 		s.unavailable(ctx, "commit_timeout", "the status changes were not confirmed in time; resend the request")
 		return
@@ -385,4 +322,50 @@ func updateError(u *order.Update) (code, msg, field string) {
 		return "invalid_transition", "an order in status " + u.Previous.String() + " cannot move to " + u.Status.String(), "status"
 	}
 	return "unavailable", "the status change could not be committed; retry it", ""
+}
+
+// bulkBatch is what a bulk request submits: order.Batch or order.UpdateBatch.
+type bulkBatch interface {
+	Len() int
+	Done() <-chan struct{}
+}
+
+// submitAndWait submits every non-empty batch of a bulk request and waits
+// for all that went in, until AckTimeout. The items of a batch that
+// TrySubmit refused get that refusal as their result (and refused, when
+// set, is told). It reports false when the wait timed out: the batches'
+// fates are then unknown and they must not go back to their pool.
+func submitAndWait[B bulkBatch](s *Server, batches []B, items []bulkItem, submit func(B) error, refused func(B)) bool {
+	submitted := make([]bool, len(batches))
+	for i, b := range batches {
+		if b.Len() == 0 {
+			continue
+		}
+		if err := submit(b); err != nil {
+			code, ecode, msg, _ := statusFor(err)
+			for j := range items {
+				if items[j].batch == i {
+					items[j].status, items[j].code, items[j].msg, items[j].batch = code, ecode, msg, -1
+				}
+			}
+			if refused != nil {
+				refused(b)
+			}
+			continue
+		}
+		submitted[i] = true
+	}
+	deadline := getTimer(s.cfg.AckTimeout)
+	defer putTimer(deadline)
+	for i, b := range batches {
+		if !submitted[i] {
+			continue
+		}
+		select {
+		case <-b.Done():
+		case <-deadline.C:
+			return false
+		}
+	}
+	return true
 }

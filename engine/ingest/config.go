@@ -1,7 +1,10 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -44,6 +47,53 @@ type Config struct {
 	MaxConns int
 	// RetryAfter is the Retry-After sent with 503 answers. Default: 1s.
 	RetryAfter time.Duration
+	// MaxInflightBodyBytes caps the request body bytes (raw plus
+	// decompressed) held by admitted requests at once. A request that would
+	// exceed it is answered 503 + Retry-After at once; a request is always
+	// admitted when no other body is held, so one body larger than the cap
+	// can still pass alone. Default: 256 MiB.
+	MaxInflightBodyBytes int64
+
+	// APIKeys are the accepted bearer tokens. Empty: authentication is off
+	// and every request is anonymous (rate-limited per client IP only).
+	// With keys, a request without `Authorization: Bearer <a key>` gets 401.
+	// Keys are compared in constant time and never logged.
+	APIKeys []APIKey
+	// PerKeyLimit is each API key's own token bucket (requests/s, burst),
+	// unless the key sets its own. Zero Rate: no per-key limit. Default: off.
+	PerKeyLimit Limit
+	// PerIPLimit is each client IP's token bucket, applied to every request
+	// before authentication. Zero Rate: no per-IP limit. Default: off.
+	PerIPLimit Limit
+	// MaxTrackedIPs bounds the per-IP buckets kept in memory; idle (full)
+	// buckets are evicted first. Default: 100000.
+	MaxTrackedIPs int
+	// RedisTimeout bounds one shared rate-limit call to Redis; after it (or
+	// any Redis error) the request is judged by the local bucket instead.
+	// Default: 50ms.
+	RedisTimeout time.Duration
+}
+
+// Limit is a token bucket: Rate tokens (requests) per second refill it,
+// and it holds at most Burst. A zero Rate means no limit; a zero Burst
+// defaults to max(1, ceil(Rate)).
+type Limit struct {
+	Rate  float64
+	Burst int
+}
+
+// On reports whether the limit is set.
+func (l Limit) On() bool { return l.Rate > 0 }
+
+// APIKey is one accepted bearer token.
+type APIKey struct {
+	// Name identifies the key in logs, metrics and the shared (Redis)
+	// limit; it is not secret. Default: "key<N>" (its position, from 1).
+	Name string
+	// Key is the secret token: 16–256 visible ASCII characters.
+	Key string
+	// Limit overrides PerKeyLimit for this key when its Rate is set.
+	Limit Limit
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -62,6 +112,10 @@ func DefaultConfig() Config {
 		MaxHeaderBytes:    8 << 10,
 		MaxConns:          65536,
 		RetryAfter:        time.Second,
+
+		MaxInflightBodyBytes: 256 << 20,
+		MaxTrackedIPs:        100000,
+		RedisTimeout:         50 * time.Millisecond,
 	}
 }
 
@@ -90,6 +144,46 @@ func (c *Config) fill() {
 	setD(&c.WriteTimeout, d.WriteTimeout)
 	setD(&c.IdleTimeout, d.IdleTimeout)
 	setD(&c.RetryAfter, d.RetryAfter)
+	setD(&c.RedisTimeout, d.RedisTimeout)
+	set(&c.MaxTrackedIPs, d.MaxTrackedIPs)
+	if c.MaxInflightBodyBytes == 0 {
+		c.MaxInflightBodyBytes = d.MaxInflightBodyBytes
+	}
+	c.PerKeyLimit.fill()
+	c.PerIPLimit.fill()
+	for i := range c.APIKeys {
+		k := &c.APIKeys[i]
+		if k.Name == "" {
+			k.Name = "key" + strconv.Itoa(i+1)
+		}
+		k.Limit.fill()
+	}
+}
+
+func (l *Limit) fill() {
+	if l.Rate > 0 && l.Burst == 0 {
+		l.Burst = max(1, int(math.Ceil(l.Rate)))
+	}
+}
+
+func (l Limit) validate(name string) error {
+	if l.Rate < 0 || math.IsNaN(l.Rate) || math.IsInf(l.Rate, 0) || l.Burst < 0 {
+		return fmt.Errorf("%s must be a rate ≥ 0 requests/s and a burst ≥ 0, got %g,%d", name, l.Rate, l.Burst)
+	}
+	return nil
+}
+
+// ValidKey reports why k cannot be an API key token, or nil.
+func ValidKey(k string) error {
+	if len(k) < 16 || len(k) > 256 {
+		return fmt.Errorf("an API key must be 16–256 characters, got %d", len(k))
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x21 || c > 0x7e || c == ',' || c == ':' {
+			return errors.New("an API key must be visible ASCII without ',' or ':'")
+		}
+	}
+	return nil
 }
 
 // Validate reports settings that cannot work, naming the flag.
@@ -117,6 +211,39 @@ func (c Config) Validate() error {
 		if v.val < 0 {
 			return fmt.Errorf("%s must be > 0, got %s", v.name, v.val)
 		}
+	}
+	if c.MaxInflightBodyBytes < 0 {
+		return fmt.Errorf("-ingest.max-inflight-body-bytes must be ≥ 1, got %d", c.MaxInflightBodyBytes)
+	}
+	if c.MaxTrackedIPs < 0 {
+		return fmt.Errorf("-ratelimit.max-tracked-ips must be ≥ 1, got %d", c.MaxTrackedIPs)
+	}
+	if c.RedisTimeout < 0 {
+		return fmt.Errorf("-redis-timeout must be > 0, got %s", c.RedisTimeout)
+	}
+	if err := c.PerKeyLimit.validate("-ratelimit.per-key"); err != nil {
+		return err
+	}
+	if err := c.PerIPLimit.validate("-ratelimit.per-ip"); err != nil {
+		return err
+	}
+	names := make(map[string]bool, len(c.APIKeys))
+	keys := make(map[string]bool, len(c.APIKeys))
+	for i, k := range c.APIKeys {
+		// Errors name the key by position and name, never by its value.
+		if err := ValidKey(k.Key); err != nil {
+			return fmt.Errorf("API key %d (%q): %w", i+1, k.Name, err)
+		}
+		if err := k.Limit.validate(fmt.Sprintf("API key %d (%q) limit", i+1, k.Name)); err != nil {
+			return err
+		}
+		if k.Name != "" && names[k.Name] {
+			return fmt.Errorf("API key %d: name %q is used twice", i+1, k.Name)
+		}
+		if keys[k.Key] {
+			return fmt.Errorf("API key %d (%q): the same key is configured twice", i+1, k.Name)
+		}
+		names[k.Name], keys[k.Key] = true, true
 	}
 	if c.MaxBodyBytes > 0 && c.MaxBatchBodyBytes > 0 && c.MaxBodyBytes > c.MaxBatchBodyBytes {
 		return fmt.Errorf("-ingest.max-body-bytes (%d) must not exceed -ingest.max-batch-body-bytes (%d)", c.MaxBodyBytes, c.MaxBatchBodyBytes)

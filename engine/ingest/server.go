@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/orderflow/orderflow/engine/metrics"
@@ -49,6 +50,10 @@ type Deps struct {
 	Updates Updates
 	Reader  Reader
 	Prices  Prices
+	// Redis, when set, holds the rate limits shared by every instance
+	// (Config.PerKeyLimit, PerIPLimit). Nil: each instance limits alone.
+	// The Server does not close it.
+	Redis redis.UniversalClient
 }
 
 // Server is the public HTTP front end: routing, admission control, body
@@ -62,6 +67,10 @@ type Server struct {
 	srv  *fasthttp.Server
 
 	sem        chan struct{} // admission slots; capacity = MaxInflight
+	bodyBytes  atomic.Int64  // body bytes held by admitted requests; ≤ MaxInflightBodyBytes unless one alone
+	guard      *guard        // nil: no auth and no rate limits (the hot path pays one nil check)
+	rejLimit   prometheus.Counter
+	rejBytes   prometheus.Counter
 	retryAfter []byte
 	routes     [numRoutes]routeMetrics
 	orders     [numResults]prometheus.Counter
@@ -87,6 +96,15 @@ func New(cfg Config, deps Deps, m *metrics.Metrics, log *slog.Logger) (*Server, 
 		retryAfter: []byte(strconv.Itoa(max(1, int((cfg.RetryAfter+time.Second-1)/time.Second)))),
 	}
 	m.InFlightCapacity.Set(float64(cfg.MaxInflight))
+	s.rejLimit = m.AdmissionRejected.WithLabelValues("limit")
+	s.rejBytes = m.AdmissionRejected.WithLabelValues("body_bytes")
+	s.guard = newGuard(&cfg, deps.Redis, m, log)
+	if len(cfg.APIKeys) == 0 {
+		log.Warn("authentication is off: no API keys configured (-auth.keys-file or ORDERFLOW_API_KEYS); every request is anonymous")
+	} else {
+		log.Info("authentication on", "api_keys", len(cfg.APIKeys))
+	}
+	log.Info("rate limits", "per_key", cfg.PerKeyLimit.String(), "per_ip", cfg.PerIPLimit.String(), "shared_in_redis", deps.Redis != nil)
 	for r := range s.routes {
 		s.routes[r].init(m, routeNames[r])
 	}
@@ -190,7 +208,11 @@ func routeOf(method, path []byte) route {
 // headerReceived applies the per-route body limit before the body is read,
 // so an oversized single order is refused without buffering 16 MiB.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	switch routeOf(h.Method(), h.RequestURI()) {
+	uri := h.RequestURI()
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i] // a query string must not lift the single-order limit to the bulk one
+	}
+	switch routeOf(h.Method(), uri) {
 	case routeCreateOrder, routeUpdateStatus:
 		return fasthttp.RequestConfig{MaxRequestBodySize: s.cfg.MaxBodyBytes}
 	}
@@ -236,6 +258,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		s.routes[r].observe(ctx.Response.StatusCode(), time.Since(start))
 	}()
+	if s.guard != nil && !s.guard.check(s, ctx) {
+		return
+	}
 	method := ctx.Method()
 	switch r {
 	case routeCreateOrder:
@@ -278,6 +303,58 @@ func (s *Server) methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
 	s.writeError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint", "")
 }
 
+// admit charges a request's body bytes (cost, see bodyCost) against
+// MaxInflightBodyBytes, then takes an admission slot. It fails fast on the
+// bytes (503 at once: waiting would hold the body longer) and waits at most
+// MaxQueueWait for a slot. It reports false when the request must be
+// answered 503; on true, follow with release(cost).
+func (s *Server) admit(cost int64) bool {
+	if !s.acquireBytes(cost) {
+		return false
+	}
+	if !s.acquire() {
+		s.bodyBytes.Add(-cost)
+		return false
+	}
+	return true
+}
+
+// release gives back what admit took.
+func (s *Server) release(cost int64) {
+	s.bodyBytes.Add(-cost)
+	<-s.sem
+	s.m.InFlightRequests.Dec()
+}
+
+// acquireBytes adds n to the body bytes in flight unless that would pass
+// the cap; a request is always let in when no body is held, so a body
+// larger than the cap is not refused forever.
+func (s *Server) acquireBytes(n int64) bool {
+	if n == 0 {
+		return true
+	}
+	for {
+		cur := s.bodyBytes.Load()
+		if cur > 0 && cur+n > s.cfg.MaxInflightBodyBytes {
+			s.rejBytes.Inc()
+			return false
+		}
+		if s.bodyBytes.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
+
+// bodyCost is what a request's body holds in memory: the raw body plus,
+// when it was gunzipped, the decompressed copy.
+func bodyCost(ctx *fasthttp.RequestCtx, body []byte) int64 {
+	n := int64(len(ctx.Request.Body()))
+	if len(body) > 0 && len(ctx.Request.Header.ContentEncoding()) > 0 && !bytes.EqualFold(ctx.Request.Header.ContentEncoding(), encIdentity) {
+		n += int64(len(body))
+	}
+	return n
+}
+
 // acquire takes an admission slot: a non-blocking try first, then a wait of
 // at most MaxQueueWait. It reports false when no slot came in time.
 func (s *Server) acquire() bool {
@@ -294,14 +371,9 @@ func (s *Server) acquire() bool {
 		s.m.InFlightRequests.Inc()
 		return true
 	case <-t.C:
-		s.m.AdmissionRejected.WithLabelValues("limit").Inc()
+		s.rejLimit.Inc()
 		return false
 	}
-}
-
-func (s *Server) release() {
-	<-s.sem
-	s.m.InFlightRequests.Dec()
 }
 
 // Result labels for orderflow_orders_total.
@@ -360,12 +432,13 @@ func (s *Server) createOrder(ctx *fasthttp.RequestCtx, received time.Time) {
 		s.orders[resInvalid].Inc()
 		return
 	}
-	if !s.acquire() {
+	cost := bodyCost(ctx, body)
+	if !s.admit(cost) {
 		s.overloaded(ctx, "overloaded", msgOverloaded)
 		s.orders[resOverloaded].Inc()
 		return
 	}
-	defer s.release()
+	defer s.release(cost)
 
 	b := order.GetBatch()
 	o, err := b.DecodeOrder(body, received, key)
@@ -508,11 +581,11 @@ func (s *Server) getOrder(ctx *fasthttp.RequestCtx) {
 		s.writeError(ctx, fasthttp.StatusNotFound, "order_not_found", "no order with this id", "")
 		return
 	}
-	if !s.acquire() {
+	if !s.admit(0) {
 		s.overloaded(ctx, "overloaded", msgOverloaded)
 		return
 	}
-	defer s.release()
+	defer s.release(0)
 	// Not the RequestCtx: its Done closes only at server shutdown.
 	qctx, cancel := context.WithTimeout(context.Background(), s.cfg.AckTimeout)
 	defer cancel()

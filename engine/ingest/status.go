@@ -58,12 +58,13 @@ func (s *Server) updateStatus(ctx *fasthttp.RequestCtx, received time.Time) {
 		s.writeError(ctx, code, ecode, msg, field)
 		return
 	}
-	if !s.acquire() {
+	cost := bodyCost(ctx, body)
+	if !s.admit(cost) {
 		s.updates[updOverloaded].Inc()
 		s.overloaded(ctx, "overloaded", msgOverloaded)
 		return
 	}
-	defer s.release()
+	defer s.release(cost)
 	b := order.GetUpdateBatch()
 	b.Add(id, st, received)
 	if err := s.deps.Updates.TrySubmit(b); err != nil {

@@ -1,0 +1,444 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/orderflow/orderflow/engine/order"
+	"github.com/orderflow/orderflow/engine/pipeline"
+)
+
+// A panic in a handler becomes a 500 for that request only: the slot and
+// body bytes it held are released and the next request is served. Made to
+// fail once by removing the recover in handle: the test binary crashed with
+// "panic: test: injected panic in the catalog".
+func TestPanicBecomes500(t *testing.T) {
+	ts := newTestServer(t, Config{MaxInflight: 1}, nil).serveInmemory()
+	c := ts.client(nil)
+	ts.prices.panicNow.Store(true)
+	r := ts.post(c, validOrder)
+	if r.code != fasthttp.StatusInternalServerError || errorCode(r.body) != "internal_error" {
+		t.Fatalf("panicking handler: got %s; want 500 internal_error", r)
+	}
+	if strings.Contains(string(r.body), "injected") {
+		t.Errorf("the 500 body leaks the panic: %s", r.body)
+	}
+	if got := counter(ts.m.HandlerPanics); got != 1 {
+		t.Errorf("handler_panics = %v; want 1", got)
+	}
+	ts.prices.panicNow.Store(false)
+	// MaxInflight is 1: a slot leaked by the panic would make this a 503.
+	for i := range 3 {
+		if r := ts.post(c, validOrder); r.code != fasthttp.StatusCreated {
+			t.Fatalf("request %d after the panic: %s; want 201", i, r)
+		}
+	}
+	if n := ts.s.bodyBytes.Load(); n != 0 {
+		t.Errorf("body bytes in flight after the panic = %d; want 0", n)
+	}
+	if g := gauge(ts.m.InFlightRequests); g != 0 {
+		t.Errorf("in-flight gauge = %v; want 0", g)
+	}
+}
+
+// The in-flight body-bytes cap answers 503 + Retry-After at once when the
+// bodies held by admitted requests would pass it, and admits again once
+// they are released. Made to fail once by disabling the cap check in
+// acquireBytes: the third request waited 15s (AckTimeout) instead of a 503.
+func TestInflightBodyBytesCap(t *testing.T) {
+	body := validOrder
+	cfg := Config{MaxInflightBodyBytes: int64(2*len(body) + len(body)/2)} // room for two bodies
+	ts := newTestServer(t, cfg, nil)
+	ts.orders.hold = make(chan struct{})
+	ts.serveInmemory()
+	c := ts.client(nil)
+	var wg sync.WaitGroup
+	held := make([]resp, 2)
+	for i := range held {
+		wg.Go(func() { held[i] = ts.post(c, strings.Replace(body, "ord_1", fmt.Sprintf("ord_%d", i+2), 1)) })
+	}
+	waitUntil(t, 5*time.Second, "two bodies held", func() bool { return ts.s.bodyBytes.Load() == int64(2*len(body)) })
+	start := time.Now()
+	r := ts.post(c, strings.Replace(body, "ord_1", "ord_4", 1))
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("body-bytes 503 took %v; want it at once (< 500ms)", d)
+	}
+	if r.code != fasthttp.StatusServiceUnavailable || r.header["Retry-After"] == "" {
+		t.Fatalf("third body over the cap: got %s (Retry-After %q); want 503 with Retry-After", r, r.header["Retry-After"])
+	}
+	if got := rejected(ts.m, "body_bytes"); got != 1 {
+		t.Errorf("admission_rejected{body_bytes} = %v; want 1", got)
+	}
+	// A bodiless GET is not charged.
+	if r := do(c, "GET", "/v1/orders/ord_h0", "", nil); r.code != 404 {
+		t.Errorf("GET while bodies are held: %s; want 404", r)
+	}
+	close(ts.orders.hold)
+	wg.Wait()
+	for i, r := range held {
+		if r.code != 201 {
+			t.Errorf("held request %d: %s; want 201", i, r)
+		}
+	}
+	ts.orders.hold = nil
+	if r := ts.post(c, body); r.code != 201 {
+		t.Fatalf("after release: %s; want 201", r)
+	}
+	if n := ts.s.bodyBytes.Load(); n != 0 {
+		t.Errorf("body bytes in flight at rest = %d; want 0", n)
+	}
+	// One body bigger than the whole cap still passes alone.
+	small := newTestServer(t, Config{MaxInflightBodyBytes: 10}, nil).serveInmemory()
+	if r := small.post(small.client(nil), body); r.code != 201 {
+		t.Errorf("a lone body above the cap: %s; want 201", r)
+	}
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// serveTCP serves ts on a loopback TCP port (for timeouts on real sockets).
+func (ts *testServer) serveTCP() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	ts.serve(ln)
+	return ln.Addr().String()
+}
+
+// Slowloris: connections that send their headers a byte at a time, slower
+// than ReadTimeout allows, are closed after about ReadTimeout, and a
+// well-behaved client is answered promptly meanwhile. Made to fail once by
+// setting ReadTimeout to 1h in the server (fasthttp's own default is no
+// timeout): the slow connections were still open after 10s.
+func TestSlowlorisConnectionsAreClosed(t *testing.T) {
+	const readTimeout = 500 * time.Millisecond
+	ts := newTestServer(t, Config{ReadTimeout: readTimeout, IdleTimeout: readTimeout}, nil)
+	addr := ts.serveTCP()
+
+	const slow = 50
+	closedAfter := make([]time.Duration, slow)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range slow {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		wg.Go(func() {
+			start := time.Now()
+			req := "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Pad: " + strings.Repeat("a", 200) + "\r\n"
+			// Dribble one byte every 20ms (the whole header would take 5s).
+			go func() {
+				for j := 0; j < len(req); j++ {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					if _, err := conn.Write([]byte{req[j]}); err != nil {
+						return
+					}
+				}
+			}()
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.Copy(io.Discard, conn) // returns when the server closes
+			closedAfter[i] = time.Since(start)
+		})
+	}
+
+	// Meanwhile a normal client keeps being answered promptly.
+	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return net.Dial("tcp", addr) }}
+	var worst time.Duration
+	for i := range 20 {
+		start := time.Now()
+		r := do(c, "POST", "/v1/orders", "application/json", []byte(strings.Replace(validOrder, "ord_1", fmt.Sprintf("ord_n%d", i), 1)))
+		if d := time.Since(start); d > worst {
+			worst = d
+		}
+		if r.code != 201 {
+			t.Fatalf("well-behaved request %d during the slowloris: %s", i, r)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	wg.Wait()
+	close(stop)
+	if worst > 300*time.Millisecond {
+		t.Errorf("slowest well-behaved request took %v during the slowloris; want < 300ms", worst)
+	}
+	for i, d := range closedAfter {
+		if d > readTimeout+3*time.Second {
+			t.Errorf("slow connection %d was closed after %v; want about ReadTimeout (%v)", i, d, readTimeout)
+		}
+	}
+	slices.Sort(closedAfter)
+	t.Logf("slow connections closed after %v (min) … %v (max); well-behaved worst %v", closedAfter[0], closedAfter[slow-1], worst)
+}
+
+// A slow body (headers sent, body trickling) is cut by the same ReadTimeout;
+// an idle keep-alive connection by IdleTimeout.
+func TestSlowBodyAndIdleConnectionsAreClosed(t *testing.T) {
+	ts := newTestServer(t, Config{ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}, nil)
+	addr := ts.serveTCP()
+	f := func(name, send string, dribble bool) {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if !dribble {
+				_, _ = conn.Write([]byte(send))
+				return
+			}
+			for j := 0; j < len(send); j++ {
+				if _, err := conn.Write([]byte{send[j]}); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.Copy(io.Discard, conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("%s: connection still open after 10s", name)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%s: closed after %v; want about 300ms", name, d)
+		}
+		conn.Close()
+		<-done
+	}
+	body := validOrder
+	f("slow body", fmt.Sprintf("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body), true)
+	f("idle after a request", "GET /v1/orders/x HTTP/1.1\r\nHost: x\r\n\r\n", false)
+	f("idle, nothing sent", "", false)
+}
+
+// Headers above MaxHeaderBytes: 431 (or the connection is closed), never a
+// handler call.
+func TestOversizedHeaders(t *testing.T) {
+	ts := newTestServer(t, Config{MaxHeaderBytes: 4096}, nil).serveInmemory()
+	r := ts.post(ts.client(nil), validOrder, "X-Big", strings.Repeat("b", 8000))
+	if r.err == nil && r.code != fasthttp.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("8 KB header with a 4 KiB limit: got %s; want 431", r)
+	}
+	if ts.orders.submitted.Load() != 0 {
+		t.Error("an order with oversized headers was submitted")
+	}
+	if r := ts.post(ts.client(nil), validOrder, "X-Ok", strings.Repeat("b", 1000)); r.code != 201 {
+		t.Fatalf("1 KB header: %s; want 201", r)
+	}
+}
+
+// A gzip bomb (a tiny body inflating far past the limit) is refused with
+// 413 quickly, without inflating it all. Made to fail once by replacing
+// BodyGunzipWithLimit with BodyGunzip: the server inflated all 512 MiB,
+// took 15s under -race and answered 400 invalid_json instead of 413.
+func TestGzipBomb(t *testing.T) {
+	ts := newTestServer(t, Config{}, nil).serveInmemory()
+	// 256 gzip members of 2 MiB of zeros each: 512 MiB inflated from ~0.5 MiB
+	// (a valid multi-member stream; compressing 2 MiB once keeps the test fast).
+	var member bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&member, gzip.BestCompression)
+	_, _ = zw.Write(make([]byte, 2<<20))
+	_ = zw.Close()
+	bomb := bytes.Repeat(member.Bytes(), 256)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	r := do(ts.client(nil), "POST", "/v1/orders", "application/json", bomb, "Content-Encoding", "gzip")
+	d := time.Since(start)
+	runtime.ReadMemStats(&after)
+	if r.code != fasthttp.StatusRequestEntityTooLarge || errorCode(r.body) != "body_too_large" {
+		t.Fatalf("gzip bomb (%d bytes → 512 MiB): got %s; want 413 body_too_large", len(bomb), r)
+	}
+	if d > 2*time.Second {
+		t.Errorf("gzip bomb took %v to refuse; want well under 2s", d)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Errorf("refusing the bomb allocated %d MiB; want a few MiB", grew>>20)
+	}
+	if ts.orders.submitted.Load() != 0 {
+		t.Error("the bomb was submitted")
+	}
+}
+
+// slowSink commits each batch after a fixed delay: a database that takes
+// rows/delay orders per second at most.
+type slowSink struct{ delay time.Duration }
+
+func (s slowSink) Write(ctx context.Context, batches []*order.Batch) {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+	}
+	for _, b := range batches {
+		for i := range b.Orders {
+			b.Orders[i].Result.Outcome = order.OutcomeCreated
+		}
+	}
+}
+
+// Overload: a closed-loop flood far above what the pipeline commits (one
+// writer, 2 orders per 50ms: 40 orders/s sustainable; 64 clients without
+// think time offer several times that) gets fast 503s with Retry-After,
+// most of the sustainable rate is still accepted, accepted requests keep a
+// bounded latency, and the server answers normally afterwards. Made to fail
+// once by setting QueueRows to 100000 and MaxInflight to 100000 (no
+// shedding): there were no 503s and accepted latency grew to 1.6s.
+func TestOverloadShedsFast(t *testing.T) {
+	const (
+		commit   = 50 * time.Millisecond
+		rows     = 2
+		duration = 3 * time.Second
+		clients  = 64
+	)
+	sustainable := float64(rows) / commit.Seconds()
+	pl, err := pipeline.New[*order.Batch](pipeline.Config{Name: "orders", Writers: 1, QueueRows: 4, MaxBatchRows: rows}, slowSink{commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl.Start()
+	t.Cleanup(func() { _ = pl.Close(context.Background()) })
+	ts := newTestServer(t, Config{MaxInflight: 16, MaxQueueWait: 10 * time.Millisecond}, func(d *Deps) { d.Orders = pl }).serveInmemory()
+	c := ts.client(nil)
+	c.MaxConnsPerHost = clients
+
+	goroutinesBefore := runtime.NumGoroutine()
+	var (
+		mu                sync.Mutex
+		lat503, lat201    []time.Duration
+		noRetryAfter, odd atomic.Int64
+		seq               atomic.Int64
+	)
+	deadline := time.Now().Add(duration)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				id := fmt.Sprintf("ord_f%d", seq.Add(1))
+				start := time.Now()
+				r := ts.post(c, strings.Replace(validOrder, "ord_1", id, 1))
+				d := time.Since(start)
+				mu.Lock()
+				switch r.code {
+				case 201:
+					lat201 = append(lat201, d)
+				case 503:
+					lat503 = append(lat503, d)
+					if r.header["Retry-After"] == "" {
+						noRetryAfter.Add(1)
+					}
+				default:
+					odd.Add(1)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	accepted := float64(len(lat201)) / duration.Seconds()
+	offered := float64(len(lat201)+len(lat503)) / duration.Seconds()
+	p := func(l []time.Duration, q float64) time.Duration {
+		if len(l) == 0 {
+			return 0
+		}
+		slices.Sort(l)
+		return l[int(q*float64(len(l)-1))]
+	}
+	t.Logf("offered %.0f/s (%.1f× the sustainable %.0f/s), accepted %.0f/s; 503 p50 %v p99 %v; 201 p50 %v p99 %v",
+		offered, offered/sustainable, sustainable, accepted, p(lat503, .5), p(lat503, .99), p(lat201, .5), p(lat201, .99))
+	if odd.Load() > 0 {
+		t.Errorf("%d answers were neither 201 nor 503", odd.Load())
+	}
+	if offered < 5*sustainable {
+		t.Errorf("offered %.0f/s is below 5× the sustainable %.0f/s: the test did not overload", offered, sustainable)
+	}
+	if len(lat503) == 0 {
+		t.Fatal("no 503 under overload: nothing was shed")
+	}
+	if noRetryAfter.Load() > 0 {
+		t.Errorf("%d 503s without Retry-After", noRetryAfter.Load())
+	}
+	if q := p(lat503, .99); q > 200*time.Millisecond {
+		t.Errorf("503 p99 = %v; want < 200ms", q)
+	}
+	if q := p(lat201, .99); q > time.Second {
+		t.Errorf("201 p99 = %v; want < 1s (bounded queue)", q)
+	}
+	if accepted < 0.5*sustainable {
+		t.Errorf("accepted %.0f/s; want at least half the sustainable %.0f/s", accepted, sustainable)
+	}
+	if r := ts.post(ts.client(nil), strings.Replace(validOrder, "ord_1", "ord_after", 1)); r.code != 201 {
+		t.Fatalf("after the flood: %s; want 201", r)
+	}
+	waitUntil(t, 5*time.Second, "goroutines back near the start", func() bool {
+		return runtime.NumGoroutine() < goroutinesBefore+clients+16
+	})
+}
+
+// The request line and headers are readable by a raw client: used to check
+// the server's answer to hand-made requests.
+func rawRequest(t *testing.T, addr, req string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// A query string must not lift the single-order body limit to the bulk one
+// (headerReceived used to route on the raw URI, query included). Made to
+// fail once by routing on the raw URI again: fasthttp read the 2 MiB body
+// and the handler answered 413 only after buffering it (no 413 counted on
+// the transport's "other" route).
+func TestBodyLimitWithQueryString(t *testing.T) {
+	ts := newTestServer(t, Config{MaxBodyBytes: 1024}, nil)
+	addr := ts.serveTCP()
+	big := strings.Repeat(" ", 2<<20)
+	status := rawRequest(t, addr, fmt.Sprintf("POST /v1/orders?x=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(big), big))
+	if !strings.Contains(status, "413") {
+		t.Fatalf("2 MiB body on /v1/orders?x=1: %q; want 413", status)
+	}
+	if got := counter(ts.m.HTTPRequests.WithLabelValues("other", "413")); got != 1 {
+		t.Errorf("413 from the transport (before the body was buffered) = %v; want 1", got)
+	}
+}
