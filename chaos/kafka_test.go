@@ -3,6 +3,7 @@ package chaos
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,7 +78,10 @@ func (g *gauges) resetMax() { g.maxBacklog.Store(g.backlog.Load()); g.maxBuffere
 // -kafka.max-buffered-records, and that once Kafka is back the backlog drains
 // to 0 and every committed version is on the topic.
 //
-// The per-order event order subtest fails on the current server: see it.
+// The per-order event order subtest found two bugs (fixed in d1c980f and
+// the gate commit after it): fast-path records failed on a deadline while a
+// later version of their order got through, and the publisher's per-order
+// hold was lost when the caller's memory was reused.
 //
 // To see it fail: disable the sweeper (sweepLoop returning at once) and the
 // backlog never drains; drop the bound check in Publisher.Publish and the
@@ -146,6 +150,16 @@ func TestKafkaFaultsBacklogDrains(t *testing.T) {
 	run("broker closing every produce connection", func() { down.Store(true) }, func() { down.Store(false) })
 	ld.stop()
 	stopped = true
+	for _, name := range []string{
+		`orderflow_events_published_total{path="fast",result="error"}`,
+		`orderflow_events_published_total{path="fast",result="ok"}`,
+		`orderflow_events_published_total{path="sweep",result="ok"}`,
+		`orderflow_events_published_total{path="sweep",result="error"}`,
+		`orderflow_publish_fastpath_skipped_total`,
+	} {
+		v, _ := series(&http.Client{Timeout: 5 * time.Second}, admin, name)
+		t.Logf("%s = %v", name, v)
+	}
 
 	retried := ld.resolve(t, 30*time.Second)
 	drain := waitFor(t, 60*time.Second, "orderflow_outbox_backlog 0 and the outbox empty after Kafka came back", func() bool {
@@ -173,8 +187,7 @@ func TestKafkaFaultsBacklogDrains(t *testing.T) {
 	}
 	// CONTRACT.md: within one order, events are published in version order,
 	// and a consumer that dedupes on ce_id and ignores versions it has passed
-	// sees every order's history. FAILS on the current server (found by this
-	// suite), see the message.
+	// sees every order's history.
 	t.Run("per-order event order", func(t *testing.T) {
 		if res.OutOfOrder != 0 {
 			t.Errorf("%d of %d orders reached the topic out of version order (e.g. v3 before v1), so a consumer deduping on ce_id loses versions; examples: %q. "+

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,14 @@ type Config struct {
 	Store          store.Config
 	Publish        publish.Config
 	Catalog        catalog.Config
+
+	// MutexProfileFraction and BlockProfileRate switch on the mutex and
+	// block profiles of /debug/pprof (runtime.SetMutexProfileFraction,
+	// runtime.SetBlockProfileRate; they are process-wide). 0 leaves them
+	// off: they cost a little on every contended lock or blocking event.
+	// `make profile` turns them on. Default: 0.
+	MutexProfileFraction int
+	BlockProfileRate     int
 
 	// Logger receives the server's logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -227,6 +236,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}()
 	cfg := &e.cfg
 	start := time.Now()
+	if cfg.MutexProfileFraction > 0 {
+		runtime.SetMutexProfileFraction(cfg.MutexProfileFraction)
+	}
+	if cfg.BlockProfileRate > 0 {
+		runtime.SetBlockProfileRate(cfg.BlockProfileRate)
+	}
 	brokers := cfg.KafkaBrokers
 	if len(brokers) == 0 {
 		e.broker, err = publish.StartEmbedded(cfg.EmbeddedKafkaAddr, cfg.KafkaTopic, cfg.EmbeddedKafkaPartitions, e.log)

@@ -54,7 +54,7 @@ orderflow)
 	./bin/orderflow seed-demo-catalog -database-url "$db" >/dev/null 2>"$PREFIX.server.log"
 	# shellcheck disable=SC2086
 	start_bg orderflow "$PREFIX.server.log" ./bin/orderflow -listen "127.0.0.1:$port" -admin-listen "127.0.0.1:$admin" \
-		-database-url "$db" -embedded-kafka-addr "$kafka" ${ORDERFLOW_ARGS:-}
+		-database-url "$db" -embedded-kafka-addr "$kafka" -pprof.mutex-fraction 100 -pprof.block-rate 100000 ${ORDERFLOW_ARGS:-}
 	wait_http orderflow "http://127.0.0.1:$admin/readyz"
 	;;
 baseline)

@@ -98,6 +98,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (engi
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "drain budget on SIGTERM")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "keep serving this long after /readyz turns 503 on SIGTERM")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.IntVar(&cfg.MutexProfileFraction, "pprof.mutex-fraction", 0, "sample 1/N mutex contention events for /debug/pprof/mutex (0: off)")
+	fs.IntVar(&cfg.BlockProfileRate, "pprof.block-rate", 0, "sample blocking events of at least N ns for /debug/pprof/block (0: off)")
 
 	in := &cfg.Ingest
 	fs.IntVar(&in.MaxInflight, "ingest.max-inflight", in.MaxInflight, "requests in progress at once; more wait up to -ingest.max-queue-wait, then 503")

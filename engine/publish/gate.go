@@ -30,12 +30,20 @@ type gate struct {
 
 	mu     sync.Mutex
 	global int64            // unix ns; hold every version>1 event while global >= swept; 0 = off
-	orders map[string]int64 // order id -> unix ns of its last event that left the fast path
+	// orders maps an order id to the unix ns of its last event that left the
+	// fast path. The values are pointers so that a hold is refreshed
+	// without assigning to the map: for string keys an assignment to an
+	// existing key also replaces the stored key with the one given, and
+	// the ids callers pass are views into request memory that is reused
+	// right after (the stored key would then change under the map, and the
+	// hold would be lost: found by the chaos suite as orders published out
+	// of version order during a Kafka outage). Keys are always copies.
+	orders map[string]*int64
 	swept  int64            // unix ns: every row enqueued before it has been published and deleted
 }
 
 func newGate() *gate {
-	return &gate{orders: make(map[string]int64)}
+	return &gate{orders: make(map[string]*int64)}
 }
 
 // admit reports whether an event of order id at version may take the fast
@@ -48,14 +56,14 @@ func (g *gate) admit(id string, version int32, now int64) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if t, ok := g.orders[id]; ok {
-		if t >= g.swept {
-			g.orders[id] = now // existing key: no allocation
+		if *t >= g.swept {
+			*t = now // refresh in place: no map assignment, no allocation
 			return false
 		}
 		delete(g.orders, id)
 	}
 	if version > 1 && g.global != 0 && g.global >= g.swept {
-		g.orders[strings.Clone(id)] = now // copy: id is a view into request memory
+		g.orders[strings.Clone(id)] = &now // copy: id is a view into request memory
 		return false
 	}
 	g.setActive()
@@ -67,9 +75,9 @@ func (g *gate) admit(id string, version int32, now int64) bool {
 func (g *gate) hold(id string, now int64) {
 	g.mu.Lock()
 	if t, ok := g.orders[id]; !ok {
-		g.orders[strings.Clone(id)] = now
-	} else if t < now {
-		g.orders[id] = now
+		g.orders[strings.Clone(id)] = &now
+	} else if *t < now {
+		*t = now
 	}
 	g.active.Store(true)
 	g.mu.Unlock()
@@ -105,7 +113,7 @@ func (g *gate) advance(swept int64) {
 	}
 	g.swept = swept
 	for id, t := range g.orders {
-		if t < swept {
+		if *t < swept {
 			delete(g.orders, id)
 		}
 	}

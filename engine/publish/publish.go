@@ -36,6 +36,11 @@ type Outbox interface {
 	OutboxBacklog(ctx context.Context) (int64, error)
 }
 
+// SweepEvents may refuse to sweep because another sweep is running; it then
+// returns an error with a method SweepBusy() bool reporting true. The
+// publisher retries at the next interval and, above all, does not take the
+// empty result for a caught-up outbox.
+
 // Timeouts of the background Outbox calls.
 const (
 	deleteTimeout  = 5 * time.Second

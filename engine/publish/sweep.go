@@ -48,6 +48,13 @@ func (p *Publisher) sweepPass(ctx context.Context) {
 		if errors.Is(err, errNoRoom) {
 			return // the client is full (Kafka slow or away): next interval
 		}
+		var busy interface{ SweepBusy() bool }
+		if errors.As(err, &busy) && busy.SweepBusy() {
+			// Another sweep (another instance, or this one's previous
+			// transaction not yet gone) holds the lock: nothing was swept,
+			// so nothing may be released from the gate.
+			return
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return // shutting down; the rows stay for the next instance

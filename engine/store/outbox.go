@@ -57,7 +57,9 @@ FOR UPDATE SKIP LOCKED`
 // number of rows fn published (0 on error). Only one sweep runs at a time
 // across all instances (a transaction-level advisory lock): a sweep that
 // finds another one running returns 0 at once without calling fn, so each
-// order's rows are published in version order.
+// order's rows are published in version order. That case returns an error
+// whose SweepBusy method reports true, so that it is not taken for an empty
+// outbox.
 //
 // The events' strings and payloads are valid only during fn. fn runs while
 // the rows are locked and a connection is held: keep it bounded (ctx). Safe
@@ -70,6 +72,7 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 		arena  bytesutil.Arena
 		events []order.Event
 		fnErr  error
+		busy   bool
 	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// One sweep at a time across the fleet: with row locks alone, two
@@ -81,7 +84,8 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 			return err
 		}
 		if !mine {
-			return nil // another instance is sweeping; try again next interval
+			busy = true // another sweep holds the lock; try again next interval
+			return nil
 		}
 		rows, err := tx.Query(ctx, sweepEventsSQL, olderThan.Microseconds(), limit)
 		if err != nil {
@@ -133,8 +137,23 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 	if err != nil {
 		return 0, fmt.Errorf("sweep outbox: %w", err)
 	}
+	if busy {
+		return 0, errSweepBusy
+	}
 	return len(events), nil
 }
+
+// errSweepBusy is SweepEvents' answer when another sweep holds the lock: it
+// swept nothing, which must not be read as "the outbox is caught up" (the
+// publisher lets an order's later events take the fast path again once a
+// sweep has caught up; a busy sweep proves nothing). Callers recognise it by
+// behaviour: it has a SweepBusy method that reports true.
+var errSweepBusy error = sweepBusyError{}
+
+type sweepBusyError struct{}
+
+func (sweepBusyError) Error() string   { return "another outbox sweep is running" }
+func (sweepBusyError) SweepBusy() bool { return true }
 
 // OutboxBacklog returns the number of rows in the outbox (an exact
 // count(*): a scan of the outbox, cheap while the relay keeps up; call it

@@ -129,7 +129,13 @@ func TestSweepEventsOneAtATime(t *testing.T) {
 			second = ids(evs)
 			return nil
 		})
-		secondDone <- err
+		// Busy must be told apart from "nothing to sweep".
+		var busy interface{ SweepBusy() bool }
+		if !errors.As(err, &busy) || !busy.SweepBusy() {
+			secondDone <- fmt.Errorf("concurrent sweep returned %v; want the SweepBusy error", err)
+			return
+		}
+		secondDone <- nil
 	}()
 	n1, err := s.SweepEvents(ctx, 0, 6, func(evs []order.Event) error {
 		first = ids(evs)

@@ -1,0 +1,36 @@
+package publish
+
+import (
+	"testing"
+
+	"github.com/orderflow/orderflow/engine/internal/bytesutil"
+)
+
+// The gate is handed order ids that are views into request memory, reused as
+// soon as the call returns. A hold refreshed by assigning to the map replaced
+// the stored key with such a view (Go updates string keys on assignment), so
+// the next request's bytes changed the key under the map and the hold was
+// lost: later versions took the fast path ahead of earlier ones (the chaos
+// suite's per-order event order check). This test failed with that code.
+func TestGateHoldSurvivesReuseOfCallerMemory(t *testing.T) {
+	g := newGate()
+	buf := []byte("ord_A")
+	view := func() string { return bytesutil.String(buf) }
+
+	g.hold(view(), 10)          // v1 left the fast path
+	if g.admit(view(), 2, 20) { // v2: held, and the hold refreshed in place
+		t.Fatal("v2 admitted while v1 waits for the sweeper")
+	}
+	g.hold(view(), 30) // refresh through hold as well
+	copy(buf, "ord_B") // the request memory is reused for another order
+	if g.admit("ord_A", 3, 40) {
+		t.Fatal("v3 of ord_A admitted: the hold was lost when the caller's memory was reused")
+	}
+	if !g.admit("ord_B", 1, 40) {
+		t.Fatal("ord_B was never held but is refused")
+	}
+	g.advance(41)
+	if !g.admit("ord_A", 4, 50) {
+		t.Fatal("ord_A still held after a sweep covered its holds")
+	}
+}
