@@ -63,7 +63,7 @@ func (g *gate) admit(id string, version int32, now int64) bool {
 		delete(g.orders, id)
 	}
 	if version > 1 && g.global != 0 && g.global >= g.swept {
-		g.orders[strings.Clone(id)] = &now // copy: id is a view into request memory
+		g.orders[strings.Clone(id)] = newStamp(now) // copy: id is a view into request memory
 		return false
 	}
 	g.setActive()
@@ -75,7 +75,7 @@ func (g *gate) admit(id string, version int32, now int64) bool {
 func (g *gate) hold(id string, now int64) {
 	g.mu.Lock()
 	if t, ok := g.orders[id]; !ok {
-		g.orders[strings.Clone(id)] = &now
+		g.orders[strings.Clone(id)] = newStamp(now)
 	} else if *t < now {
 		*t = now
 	}
@@ -121,6 +121,15 @@ func (g *gate) advance(swept int64) {
 		g.global = 0
 	}
 	g.setActive()
+}
+
+// newStamp allocates a hold's time stamp; a separate function so that only
+// the path that creates a hold allocates (taking the address of a parameter
+// would move it to the heap on every call).
+func newStamp(now int64) *int64 {
+	p := new(int64)
+	*p = now
+	return p
 }
 
 // held reports how many orders are held (for tests and logs).
