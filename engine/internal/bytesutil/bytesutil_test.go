@@ -115,3 +115,35 @@ func TestArenaReset(t *testing.T) {
 		t.Fatalf("allocs per reuse = %v; want 0", n)
 	}
 }
+
+// A fresh arena starts with a small chunk and doubles up to ChunkSize, so a
+// pooled single-order batch pins ~2 KiB, not 64 KiB. With a 64 KiB first
+// chunk this test fails on the first check.
+func TestArenaChunksStartSmallAndDouble(t *testing.T) {
+	var a Arena
+	a.Alloc(100)
+	if got := a.Cap(); got != MinChunkSize {
+		t.Fatalf("first chunk = %d bytes; want %d", got, MinChunkSize)
+	}
+	// Small allocations: each new chunk doubles, up to ChunkSize (and stays
+	// there: the capacity stops changing after 64 KiB).
+	var caps []int
+	for range 40000 {
+		before := a.Cap()
+		a.Alloc(100)
+		if a.Cap() != before {
+			caps = append(caps, a.Cap())
+		}
+	}
+	want := []int{4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10}
+	for i, w := range want {
+		if i >= len(caps) || caps[i] != w {
+			t.Fatalf("chunk sizes %v; want them to start %v", caps, want)
+		}
+	}
+	a.Reset(1 << 20)
+	a.Alloc(10)
+	if a.Cap() > ChunkSize*2 {
+		t.Fatalf("after Reset the kept chunk is %d bytes", a.Cap())
+	}
+}
