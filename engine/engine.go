@@ -470,7 +470,7 @@ func (s *statusSink) Write(ctx context.Context, batches []*order.UpdateBatch) {
 			if u.Outcome != order.UpdateApplied {
 				continue
 			}
-			events = append(events, order.Event{OrderID: u.OrderID, Version: u.Version, Type: order.EventStatusChanged, Time: u.ReceivedAt, Payload: u.Event})
+			events = append(events, u.ChangedEvent())
 		}
 	}
 	if len(events) > 0 {
@@ -499,7 +499,7 @@ func (s *orderSink) Write(ctx context.Context, batches []*order.Batch) {
 			if o.Result.Outcome != order.OutcomeCreated {
 				continue
 			}
-			events = append(events, order.Event{OrderID: o.ID, Version: 1, Type: order.EventCreated, Time: o.ReceivedAt, Payload: o.Event})
+			events = append(events, o.CreatedEvent())
 		}
 	}
 	if len(events) > 0 {

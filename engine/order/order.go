@@ -233,3 +233,9 @@ type EventKey struct {
 	OrderID string
 	Version int32
 }
+
+// CreatedEvent returns o's order.created outbox event (version 1). Its
+// strings and payload are o's: views into the owning batch's arena.
+func (o *Order) CreatedEvent() Event {
+	return Event{OrderID: o.ID, Version: 1, Type: EventCreated, Time: o.ReceivedAt, Payload: o.Event}
+}

@@ -94,3 +94,9 @@ func (b *UpdateBatch) Done() <-chan struct{} { return b.done }
 // Arena exposes the batch arena to the store, which appends the events of
 // applied changes there. Valid until the batch is reset.
 func (b *UpdateBatch) Arena() *bytesutil.Arena { return &b.arena }
+
+// ChangedEvent returns the order.status_changed outbox event of an applied
+// change. Its strings and payload are views into the batch's arena.
+func (u *Update) ChangedEvent() Event {
+	return Event{OrderID: u.OrderID, Version: u.Version, Type: EventStatusChanged, Time: u.ReceivedAt, Payload: u.Event}
+}

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/orderflow/orderflow/engine/order"
 )
@@ -25,10 +24,6 @@ const lockOrdersSQL = `SELECT id, status, version FROM orders WHERE id = ANY($1)
 const applyStatusSQL = `UPDATE orders AS o SET status = u.status, version = u.version, updated_at = u.at
 FROM unnest($1::text[], $2::text[], $3::int4[], $4::timestamptz[]) AS u(id, status, version, at)
 WHERE o.id = u.id`
-
-var (
-	statusOutboxColumns = outboxColumns
-)
 
 // orderState is one order's state while a batch of changes is applied.
 type orderState struct {
@@ -52,7 +47,8 @@ type statusState struct {
 	updStatuses []string
 	updVersions []int32
 	updAts      []time.Time
-	outbox      statusOutboxSource
+	outbox      outboxSource
+	events      []order.Event
 }
 
 var statusStatePool = sync.Pool{New: func() any {
@@ -78,6 +74,8 @@ func (w *statusState) reset() {
 	w.updVersions = w.updVersions[:0]
 	w.updAts = w.updAts[:0]
 	w.outbox.reset(nil)
+	clear(w.events)
+	w.events = w.events[:0]
 }
 
 // WriteStatus applies the status changes of batches in one transaction
@@ -239,8 +237,9 @@ func (s *Store) statusOnce(parent context.Context, w *statusState) (err error) {
 			return err
 		}
 		step = "copy outbox"
-		w.outbox.reset(w.applied)
-		if _, err = tx.CopyFrom(ctx, outboxTable, statusOutboxColumns, &w.outbox); err != nil {
+		w.events = changedEvents(w.events[:0], w.applied)
+		w.outbox.reset(w.events)
+		if _, err = tx.CopyFrom(ctx, outboxTable, outboxColumns, &w.outbox); err != nil {
 			return err
 		}
 	}
@@ -250,46 +249,11 @@ func (s *Store) statusOnce(parent context.Context, w *statusState) (err error) {
 	return nil
 }
 
-// statusOutboxSource copies one order.status_changed outbox row per applied
-// change, reusing one row of pgtype pointers like outboxSource.
-type statusOutboxSource struct {
-	ups     []*order.Update
-	i       int
-	orderID pgtype.Text
-	version pgtype.Int4
-	ceType  pgtype.Text
-	ceTime  pgtype.Timestamptz
-	payload bytea
-	row     []any
+// changedEvents appends the order.status_changed outbox event of each
+// applied change.
+func changedEvents(dst []order.Event, ups []*order.Update) []order.Event {
+	for _, u := range ups {
+		dst = append(dst, u.ChangedEvent())
+	}
+	return dst
 }
-
-func (s *statusOutboxSource) init() {
-	s.ceType = pgtype.Text{String: order.EventStatusChanged, Valid: true}
-	s.row = []any{&s.orderID, &s.version, &s.ceType, &s.ceTime, &s.payload}
-}
-
-func (s *statusOutboxSource) reset(ups []*order.Update) {
-	s.ups, s.i = ups, -1
-	s.orderID, s.payload = pgtype.Text{}, bytea{}
-}
-
-// Next implements [pgx.CopyFromSource].
-func (s *statusOutboxSource) Next() bool {
-	s.i++
-	return s.i < len(s.ups)
-}
-
-// Values implements [pgx.CopyFromSource].
-func (s *statusOutboxSource) Values() ([]any, error) {
-	u := s.ups[s.i]
-	s.orderID = pgtype.Text{String: u.OrderID, Valid: true}
-	s.version = pgtype.Int4{Int32: u.Version, Valid: true}
-	s.ceTime = pgtype.Timestamptz{Time: u.ReceivedAt, Valid: true}
-	s.payload.b = u.Event
-	return s.row, nil
-}
-
-// Err implements [pgx.CopyFromSource].
-func (s *statusOutboxSource) Err() error { return nil }
-
-var _ pgx.CopyFromSource = (*statusOutboxSource)(nil)

@@ -350,7 +350,8 @@ func (s *Store) commitOnce(parent context.Context, w *writeState, set []*order.O
 			return err
 		}
 		step = "copy outbox"
-		w.outbox.reset(w.created)
+		w.events = createdEvents(w.events[:0], w.created)
+		w.outbox.reset(w.events)
 		if _, err = tx.CopyFrom(ctx, outboxTable, outboxColumns, &w.outbox); err != nil {
 			return err
 		}
@@ -513,6 +514,7 @@ type writeState struct {
 	arrays  orderArrays
 	items   itemSource
 	outbox  outboxSource
+	events  []order.Event // outbox rows of the current attempt
 	ids     []string
 	keys    []string
 	stored  []storedOrder
@@ -555,6 +557,8 @@ func (w *writeState) reset() {
 	w.arrays.reset()
 	w.items.reset(nil)
 	w.outbox.reset(nil)
+	clear(w.events)
+	w.events = w.events[:0]
 	w.arena.Reset(1 << 20)
 }
 
@@ -666,11 +670,12 @@ type bytea struct{ b []byte }
 // BytesValue implements [pgtype.BytesValuer].
 func (v *bytea) BytesValue() ([]byte, error) { return v.b, nil }
 
-// outboxSource is the [pgx.CopyFromSource] of the outbox rows of the
-// created orders: version 1, ce_type order.created, ce_time = ReceivedAt,
-// payload = Event. Same reuse as stageSource.
+// outboxSource is the [pgx.CopyFromSource] of outbox rows, one per event:
+// order.created rows of new orders and order.status_changed rows of applied
+// status changes alike (an order.Event carries exactly the outbox columns).
+// Same reuse as stageSource: one row of pgtype pointers, refilled.
 type outboxSource struct {
-	orders  []*order.Order
+	events  []order.Event
 	i       int
 	orderID pgtype.Text
 	version pgtype.Int4
@@ -681,33 +686,42 @@ type outboxSource struct {
 }
 
 func (s *outboxSource) init() {
-	s.version = pgtype.Int4{Int32: 1, Valid: true}
-	s.ceType = pgtype.Text{String: order.EventCreated, Valid: true}
 	s.row = []any{&s.orderID, &s.version, &s.ceType, &s.ceTime, &s.payload}
 }
 
-func (s *outboxSource) reset(orders []*order.Order) {
-	s.orders, s.i = orders, -1
-	s.orderID, s.payload = pgtype.Text{}, bytea{}
+// reset points the source at events (nil to drop the views it holds).
+func (s *outboxSource) reset(events []order.Event) {
+	s.events, s.i = events, -1
+	s.orderID, s.ceType, s.payload = pgtype.Text{}, pgtype.Text{}, bytea{}
 }
 
 // Next implements [pgx.CopyFromSource].
 func (s *outboxSource) Next() bool {
 	s.i++
-	return s.i < len(s.orders)
+	return s.i < len(s.events)
 }
 
 // Values implements [pgx.CopyFromSource].
 func (s *outboxSource) Values() ([]any, error) {
-	o := s.orders[s.i]
-	s.orderID = pgtype.Text{String: o.ID, Valid: true}
-	s.ceTime = pgtype.Timestamptz{Time: o.ReceivedAt, Valid: true}
-	s.payload.b = o.Event
+	e := &s.events[s.i]
+	s.orderID = pgtype.Text{String: e.OrderID, Valid: true}
+	s.version = pgtype.Int4{Int32: e.Version, Valid: true}
+	s.ceType = pgtype.Text{String: e.Type, Valid: true}
+	s.ceTime = pgtype.Timestamptz{Time: e.Time, Valid: true}
+	s.payload.b = e.Payload
 	return s.row, nil
 }
 
 // Err implements [pgx.CopyFromSource].
 func (s *outboxSource) Err() error { return nil }
+
+// createdEvents appends the order.created outbox event of each order.
+func createdEvents(dst []order.Event, orders []*order.Order) []order.Event {
+	for _, o := range orders {
+		dst = append(dst, o.CreatedEvent())
+	}
+	return dst
+}
 
 // orderArrays holds the column arrays of insertArraysSQL, reused between
 // calls. pgx encodes them as PostgreSQL arrays in one parameter each.
