@@ -29,7 +29,7 @@ type gate struct {
 	active atomic.Bool // global != 0 || len(orders) > 0
 
 	mu     sync.Mutex
-	global int64            // unix ns; hold every version>1 event while global >= swept; 0 = off
+	global int64 // unix ns; hold every version>1 event while global >= swept; 0 = off
 	// orders maps an order id to the unix ns of its last event that left the
 	// fast path. The values are pointers so that a hold is refreshed
 	// without assigning to the map: for string keys an assignment to an
@@ -39,7 +39,7 @@ type gate struct {
 	// hold would be lost: found by the chaos suite as orders published out
 	// of version order during a Kafka outage). Keys are always copies.
 	orders map[string]*int64
-	swept  int64            // unix ns: every row enqueued before it has been published and deleted
+	swept  int64 // unix ns: every row enqueued before it has been published and deleted
 }
 
 func newGate() *gate {
