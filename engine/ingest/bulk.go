@@ -50,6 +50,25 @@ func (s *Server) bulkBody(ctx *fasthttp.RequestCtx) (body []byte, f bulkFormat, 
 	return body, f, ok
 }
 
+// bulkAdmit is the common start of both bulk endpoints: refuse while
+// shutting down, check the Content-Type, read the body within its limit and
+// take an admission slot for it. When ok, the caller must release(cost).
+func (s *Server) bulkAdmit(ctx *fasthttp.RequestCtx) (body []byte, f bulkFormat, cost int64, ok bool) {
+	if s.shutting.Load() {
+		s.overloaded(ctx, "shutting_down", "server is shutting down; retry on another instance")
+		return nil, 0, 0, false
+	}
+	if body, f, ok = s.bulkBody(ctx); !ok {
+		return nil, 0, 0, false
+	}
+	cost = bodyCost(ctx, body)
+	if !s.admit(cost) {
+		s.overloaded(ctx, "overloaded", msgOverloaded)
+		return nil, 0, 0, false
+	}
+	return body, f, cost, true
+}
+
 // split calls fn for each item of body. It reports the number of items, or
 // answers 400/413 and returns ok=false when the body cannot be split or holds
 // too many items (checked before fn is first called).
@@ -91,17 +110,8 @@ type bulkItem struct {
 // at most -pipeline.batch-max-rows orders, each one pipeline slot (and so at
 // most one transaction), and every item gets its own result in input order.
 func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time) {
-	if s.shutting.Load() {
-		s.overloaded(ctx, "shutting_down", "server is shutting down; retry on another instance")
-		return
-	}
-	body, f, ok := s.bulkBody(ctx)
+	body, f, cost, ok := s.bulkAdmit(ctx)
 	if !ok {
-		return
-	}
-	cost := bodyCost(ctx, body)
-	if !s.admit(cost) {
-		s.overloaded(ctx, "overloaded", msgOverloaded)
 		return
 	}
 	defer s.release(cost)
@@ -232,17 +242,8 @@ func appendBulk(dst []byte, created, dups, rejected int, items []bulkItem) []byt
 // statusUpdates handles POST /v1/status-updates: like orderBatches, for
 // status changes; each item {"id","status"} gets its own result.
 func (s *Server) statusUpdates(ctx *fasthttp.RequestCtx, received time.Time) {
-	if s.shutting.Load() {
-		s.overloaded(ctx, "shutting_down", "server is shutting down; retry on another instance")
-		return
-	}
-	body, f, ok := s.bulkBody(ctx)
+	body, f, cost, ok := s.bulkAdmit(ctx)
 	if !ok {
-		return
-	}
-	cost := bodyCost(ctx, body)
-	if !s.admit(cost) {
-		s.overloaded(ctx, "overloaded", msgOverloaded)
 		return
 	}
 	defer s.release(cost)
