@@ -52,12 +52,13 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./engine/order/
 	$(GO) test -run XXX -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./engine/ingest/
 
-bench: db ## run benchmarks (BENCH, COUNT, BENCHTIME), tee to bench/out/<commit>.txt
+BENCHPKG ?= ./engine/...
+bench: db ## micro-benchmarks of engine/ (BENCH, COUNT, BENCHTIME, BENCHPKG=./bench/ for the database and end-to-end ones), tee to bench/out/<commit>.txt
 	@mkdir -p bench/out
-	$(GO) test -run XXX -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(COUNT) $(PKG) | tee bench/out/$(COMMIT).txt
+	$(GO) test -run XXX -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(COUNT) $(BENCHPKG) | tee bench/out/$(COMMIT).txt
 
 benchstat: ## compare two bench outputs: make benchstat OLD=a.txt NEW=b.txt
-	$(GO) run golang.org/x/perf/cmd/benchstat@latest $(OLD) $(NEW)
+	$(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da $(OLD) $(NEW)
 
 build: ## build bin/orderflow, bin/loadtest and bin/benchtargets (the naive baseline and no-op servers)
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/orderflow ./cmd/orderflow
