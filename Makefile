@@ -49,8 +49,9 @@ test-integration: db redis ## only the tests that talk to PostgreSQL, Redis and 
 	$(GO) test -race -count=1 ./engine/store/... ./engine/publish/... ./engine/ingest/... ./engine/ ./cmd/...
 
 fuzz: ## run each fuzz target for FUZZTIME
-	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./engine/order/
-	$(GO) test -run XXX -fuzz FuzzHandler -fuzztime $(FUZZTIME) ./engine/ingest/
+	@for t in FuzzDecode FuzzDecodeImpls FuzzDecodeStatus FuzzSplitArray FuzzParseRFC3339; do \
+		$(GO) test -run XXX -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./engine/order/ || exit 1; done
+	$(GO) test -run XXX -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./engine/ingest/
 
 BENCHPKG ?= ./engine/...
 bench: db ## micro-benchmarks of engine/ (BENCH, COUNT, BENCHTIME, BENCHPKG=./bench/ for the database and end-to-end ones), tee to bench/out/<commit>.txt
