@@ -154,14 +154,14 @@ type Batch struct {
 	Orders []Order
 	items  []Item
 	arena  bytesutil.Arena
-	done   chan struct{}
+	completion
 }
 
 // MaxRetainedArena is the largest arena a pooled batch keeps (1 MiB); larger
 // ones are dropped on Put so a rare huge request does not pin memory.
 const MaxRetainedArena = 1 << 20
 
-var batchPool = sync.Pool{New: func() any { return &Batch{done: make(chan struct{}, 1)} }}
+var batchPool = sync.Pool{New: func() any { return &Batch{completion: newCompletion()} }}
 
 // GetBatch returns an empty Batch from the pool. Follow with PutBatch.
 func GetBatch() *Batch {
@@ -181,10 +181,7 @@ func (b *Batch) reset() {
 	clear(b.items)
 	b.items = b.items[:0]
 	b.arena.Reset(MaxRetainedArena)
-	select { // drain a completion left unread
-	case <-b.done:
-	default:
-	}
+	b.drain()
 }
 
 // Len reports the number of orders in the batch (the pipeline's row count).
@@ -193,17 +190,32 @@ func (b *Batch) Len() int { return len(b.Orders) }
 // Bytes reports the arena bytes the batch holds (the pipeline's byte count).
 func (b *Batch) Bytes() int { return b.arena.Len() }
 
-// Complete signals that every order's Result is final. The pipeline calls it
-// exactly once per submit; it never blocks.
-func (b *Batch) Complete() {
+// completion is how a queued batch (Batch, UpdateBatch) tells its waiting
+// handler that every result is final: one buffered slot, so the pipeline's
+// Complete never blocks.
+type completion struct{ done chan struct{} }
+
+func newCompletion() completion { return completion{done: make(chan struct{}, 1)} }
+
+// Complete signals that every result in the batch is final. The pipeline
+// calls it exactly once per submit; it never blocks.
+func (c completion) Complete() {
 	select {
-	case b.done <- struct{}{}:
+	case c.done <- struct{}{}:
 	default:
 	}
 }
 
 // Done returns the channel that receives one value when Complete is called.
-func (b *Batch) Done() <-chan struct{} { return b.done }
+func (c completion) Done() <-chan struct{} { return c.done }
+
+// drain drops a completion left unread, before the batch is pooled.
+func (c completion) drain() {
+	select {
+	case <-c.done:
+	default:
+	}
+}
 
 // Arena exposes the batch arena to code that must place bytes in it (the
 // store, when reading orders back). Valid until the batch is reset.

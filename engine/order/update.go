@@ -43,10 +43,10 @@ type Update struct {
 type UpdateBatch struct {
 	Updates []Update
 	arena   bytesutil.Arena
-	done    chan struct{}
+	completion
 }
 
-var updatePool = sync.Pool{New: func() any { return &UpdateBatch{done: make(chan struct{}, 1)} }}
+var updatePool = sync.Pool{New: func() any { return &UpdateBatch{completion: newCompletion()} }}
 
 // GetUpdateBatch returns an empty UpdateBatch from the pool.
 func GetUpdateBatch() *UpdateBatch { return updatePool.Get().(*UpdateBatch) }
@@ -56,10 +56,7 @@ func PutUpdateBatch(b *UpdateBatch) {
 	clear(b.Updates)
 	b.Updates = b.Updates[:0]
 	b.arena.Reset(MaxRetainedArena)
-	select {
-	case <-b.done:
-	default:
-	}
+	b.drain()
 	updatePool.Put(b)
 }
 
@@ -79,17 +76,6 @@ func (b *UpdateBatch) Len() int { return len(b.Updates) }
 
 // Bytes reports the arena bytes the batch holds.
 func (b *UpdateBatch) Bytes() int { return b.arena.Len() + 64*len(b.Updates) }
-
-// Complete signals that every update's result is final. Never blocks.
-func (b *UpdateBatch) Complete() {
-	select {
-	case b.done <- struct{}{}:
-	default:
-	}
-}
-
-// Done returns the channel that receives one value when Complete is called.
-func (b *UpdateBatch) Done() <-chan struct{} { return b.done }
 
 // Arena exposes the batch arena to the store, which appends the events of
 // applied changes there. Valid until the batch is reset.
