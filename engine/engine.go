@@ -462,19 +462,26 @@ type statusSink struct {
 
 func (s *statusSink) Write(ctx context.Context, batches []*order.UpdateBatch) {
 	s.store.WriteStatus(ctx, batches)
-	evp := eventsPool.Get().(*[]order.Event)
-	events := (*evp)[:0]
-	for _, b := range batches {
-		for i := range b.Updates {
-			u := &b.Updates[i]
-			if u.Outcome != order.UpdateApplied {
-				continue
+	publishCommitted(s.pub, func(events []order.Event) []order.Event {
+		for _, b := range batches {
+			for i := range b.Updates {
+				if u := &b.Updates[i]; u.Outcome == order.UpdateApplied {
+					events = append(events, u.ChangedEvent())
+				}
 			}
-			events = append(events, u.ChangedEvent())
 		}
-	}
+		return events
+	})
+}
+
+// publishCommitted hands the events collect appends (those of one committed
+// batch) to the publisher's fast path, through a pooled slice. Publish
+// copies what it keeps and never blocks.
+func publishCommitted(pub *publish.Publisher, collect func([]order.Event) []order.Event) {
+	evp := eventsPool.Get().(*[]order.Event)
+	events := collect((*evp)[:0])
 	if len(events) > 0 {
-		s.pub.Publish(events)
+		pub.Publish(events)
 	}
 	putEvents(evp, events)
 }
@@ -491,21 +498,16 @@ var eventsPool = sync.Pool{New: func() any { s := make([]order.Event, 0, 256); r
 
 func (s *orderSink) Write(ctx context.Context, batches []*order.Batch) {
 	s.store.WriteOrders(ctx, batches)
-	evp := eventsPool.Get().(*[]order.Event)
-	events := (*evp)[:0]
-	for _, b := range batches {
-		for i := range b.Orders {
-			o := &b.Orders[i]
-			if o.Result.Outcome != order.OutcomeCreated {
-				continue
+	publishCommitted(s.pub, func(events []order.Event) []order.Event {
+		for _, b := range batches {
+			for i := range b.Orders {
+				if o := &b.Orders[i]; o.Result.Outcome == order.OutcomeCreated {
+					events = append(events, o.CreatedEvent())
+				}
 			}
-			events = append(events, o.CreatedEvent())
 		}
-	}
-	if len(events) > 0 {
-		s.pub.Publish(events) // copies what it keeps; never blocks
-	}
-	putEvents(evp, events)
+		return events
+	})
 }
 
 func statusPipelineDefaults() pipeline.Config {
