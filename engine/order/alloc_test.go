@@ -51,18 +51,18 @@ func TestZeroAllocs(t *testing.T) {
 	// fields are read without allocating.
 	decodeJ := func(body []byte) {
 		b.reset()
-		if _, err := b.decodeOrderJsoniter(body, testReceived, key); err != nil {
+		if _, err := b.DecodeOrderJsoniter(body, testReceived, key); err != nil {
 			t.Fatal(err)
 		}
 	}
 	decodeJ(typical)
 	decodeJ(escaped)
-	assertNoAllocs(t, "decodeOrderJsoniter(typical 3-item order)", func() { decodeJ(typical) })
+	assertNoAllocs(t, "DecodeOrderJsoniter(typical 3-item order)", func() { decodeJ(typical) })
 	escapedKnown := []byte(`{"id":"ord\u005f42","user_id":"Ren\u00e9e \"R\" O\\Brien","currency":"USD","items":[{"sku":"\u006dilk-1l","qty":2}]}`)
 	decodeJ(escapedKnown)
-	assertNoAllocs(t, "decodeOrderJsoniter(escapes in known fields only)", func() { decodeJ(escapedKnown) })
+	assertNoAllocs(t, "DecodeOrderJsoniter(escapes in known fields only)", func() { decodeJ(escapedKnown) })
 	if n := testing.AllocsPerRun(200, func() { decodeJ(escaped) }); n != 4 {
-		t.Errorf("decodeOrderJsoniter(valid_escaped.json): %v allocs per run; want 4 (jsoniter's Skip of escaped unknown fields)", n)
+		t.Errorf("DecodeOrderJsoniter(valid_escaped.json): %v allocs per run; want 4 (jsoniter's Skip of escaped unknown fields)", n)
 	}
 
 	o := decode(typical)

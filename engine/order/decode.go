@@ -97,21 +97,14 @@ type decoder struct {
 // concurrent use on one Batch.
 //
 // DecodeOrder runs on the hand-written scanner (decodeOrderScanner, scan.go).
-// decodeOrderJsoniter (decode_jsoniter.go) implements the same contract on
-// jsoniter's Iterator, as the design card asks: it gives the same results
-// in every DecodeOrder test and in FuzzDecodeImpls, and allocates nothing on
-// a typical body, but jsoniter checks neither UTF-8, depth, case-variant
-// keys nor trailing data, so it needs the scanner's validate-only walk in
-// front and costs that walk plus jsoniter's own. `go test -run XXX -bench
-// 'BenchmarkDecode/' -benchtime 500ms -count 5`, medians on 2 shared cores:
-// typical 3-item body, scanner 1321 ns/op vs jsoniter 2637 ns/op (+100%;
-// an earlier run 850 vs 2690), both 0 B/op, 0 allocs/op; escaped body 1575
-// vs 4506 ns/op, 0 vs 4 allocs/op (48 B, jsoniter's Skip of escaped unknown
-// fields); for reference encoding/json 4810 ns/op, 16 allocs/op and
-// jsoniter ConfigFastest 1032 ns/op, 9 allocs/op (into a plain struct,
-// validating far less). Switching required the jsoniter decoder to be
-// within 25% of the scanner, so it stays an unexported alternative, tested
-// and benchmarked beside it.
+// DecodeOrderJsoniter (decode_jsoniter.go) implements the same contract on
+// jsoniter's Iterator: it gives the same results in every DecodeOrder test
+// and in FuzzDecodeImpls and allocates nothing on a typical body, but
+// jsoniter checks neither UTF-8, depth, case-variant keys nor trailing
+// data, so it runs the scanner's validate-only walk first and costs that
+// walk plus jsoniter's own (2-4x the scanner's time; RESULTS.md,
+// "Decoder"). The ingest server uses DecodeOrder unless configured
+// otherwise (-ingest.decoder).
 func (b *Batch) DecodeOrder(body []byte, receivedAt time.Time, idempotencyKey []byte) (*Order, error) {
 	return b.decodeOrderScanner(body, receivedAt, idempotencyKey)
 }

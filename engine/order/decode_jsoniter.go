@@ -10,10 +10,11 @@ import (
 	jsoniter "github.com/json-iterator/go"
 )
 
-// This file holds decodeOrderJsoniter, DecodeOrder built on jsoniter's
-// Iterator as the design card asks. It is kept beside the scanner decoder
-// (decode.go) as a tested, benchmarked alternative; DecodeOrder's doc comment
-// says which one serves requests and why.
+// This file holds DecodeOrderJsoniter, DecodeOrder built on jsoniter's
+// Iterator as the design card asks. It is a supported alternative to the
+// scanner decoder (decode.go): the ingest server uses it for order bodies
+// with -ingest.decoder=jsoniter; DecodeOrder's doc comment says why the
+// scanner is the default.
 //
 // It is two layers, because jsoniter v1.1.12 checks too little on its own:
 //
@@ -217,10 +218,10 @@ func (st *jsonState) fail(iter *jsoniter.Iterator, err *ValidationError) {
 	iter.ResetBytes(nil)
 }
 
-// decodeOrderJsoniter is DecodeOrder on jsoniter's Iterator, with the same
+// DecodeOrderJsoniter is DecodeOrder on jsoniter's Iterator, with the same
 // contract and results; see the comment at the top of this file for what
 // each layer checks. Not safe for concurrent use on one Batch.
-func (b *Batch) decodeOrderJsoniter(body []byte, receivedAt time.Time, idempotencyKey []byte) (*Order, error) {
+func (b *Batch) DecodeOrderJsoniter(body []byte, receivedAt time.Time, idempotencyKey []byte) (*Order, error) {
 	if !jsoniterSafe(body) {
 		return b.decodeOrderScanner(body, receivedAt, idempotencyKey)
 	}
@@ -438,7 +439,7 @@ func (st *jsonState) itemField(iter *jsoniter.Iterator, f uint8, name string) {
 	}
 }
 
-// jsoniterSafe is layer 1 of decodeOrderJsoniter: it reports whether body
+// jsoniterSafe is layer 1 of DecodeOrderJsoniter: it reports whether body
 // is strict JSON, an object, at most 32 levels deep, without trailing data,
 // whose order and item objects have no key that is a case variant of a
 // known field or a known field spelled with escapes. It reuses the scanner

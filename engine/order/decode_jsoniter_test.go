@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestDecodeJsoniterLayers checks which layer of decodeOrderJsoniter decides
+// TestDecodeJsoniterLayers checks which layer of DecodeOrderJsoniter decides
 // a body: semantic errors on well-formed JSON must come from the jsoniter
 // layer (jsoniterSafe accepts the body), syntax-level ones from the scanner
 // (jsoniterSafe refuses it), and both must match decodeOrderScanner.
@@ -19,16 +19,16 @@ func TestDecodeJsoniterLayers(t *testing.T) {
 		}
 		b := GetBatch()
 		defer PutBatch(b)
-		o, err := b.decodeOrderJsoniter([]byte(in), testReceived, nil)
+		o, err := b.DecodeOrderJsoniter([]byte(in), testReceived, nil)
 		if code == "" {
 			if err != nil || o == nil {
-				t.Fatalf("decodeOrderJsoniter(%q): %v", in, err)
+				t.Fatalf("DecodeOrderJsoniter(%q): %v", in, err)
 			}
 			return
 		}
 		var ve *ValidationError
 		if !errors.As(err, &ve) || ve.Code != code || ve.Field != field {
-			t.Fatalf("decodeOrderJsoniter(%q): got %v; want %s at %q", in, err, code, field)
+			t.Fatalf("DecodeOrderJsoniter(%q): got %v; want %s at %q", in, err, code, field)
 		}
 	}
 	const items = `"items":[{"sku":"s","qty":1}]`
@@ -144,9 +144,9 @@ func TestDecodeJsoniterLargeEscaped(t *testing.T) {
 	in := `{"id":"a","user_id":"\"u\"","x":"` + strings.Repeat(`\"`, maxRetainedRewrite) + `","items":[{"sku":"s","qty":1}]}`
 	b := GetBatch()
 	defer PutBatch(b)
-	o, err := b.decodeOrderJsoniter([]byte(in), testReceived, nil)
+	o, err := b.DecodeOrderJsoniter([]byte(in), testReceived, nil)
 	if err != nil || o.UserID != `"u"` {
-		t.Fatalf("decodeOrderJsoniter(%d-byte body): %+v, %v", len(in), o, err)
+		t.Fatalf("DecodeOrderJsoniter(%d-byte body): %+v, %v", len(in), o, err)
 	}
 	st := &jsonState{rewritten: make([]byte, 10, maxRetainedRewrite+1)}
 	st.reset()

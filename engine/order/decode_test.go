@@ -30,7 +30,7 @@ var decodeImpls = []struct {
 	decode decodeFunc
 }{
 	{"scanner", (*Batch).decodeOrderScanner},
-	{"jsoniter", (*Batch).decodeOrderJsoniter},
+	{"jsoniter", (*Batch).DecodeOrderJsoniter},
 }
 
 // forEachImpl runs fn as subtest impl=<name> for every order decoder.

@@ -7,6 +7,9 @@
 // arena) and hands the Batch to the pipeline. The store writes Orders to
 // PostgreSQL and the relay publishes Event to Kafka; both only read the
 // batch. The encoders (AppendJSON, Append*) build response and event bodies
-// append-style. Its one third-party import is jsoniter, used only by the
-// benchmarked alternative decoder decodeOrderJsoniter (see DecodeOrder).
+// append-style. Its one third-party import is jsoniter, used only by
+// DecodeOrderJsoniter, the alternative order decoder the ingest server
+// serves with -ingest.decoder=jsoniter (see DecodeOrder). Status-change
+// bodies (DecodeStatus, DecodeStatusUpdate) and the bulk splitters
+// (SplitNDJSON, SplitArray) have one implementation, on the scanner.
 package order

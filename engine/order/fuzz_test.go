@@ -149,7 +149,7 @@ func FuzzDecodeImpls(f *testing.F) {
 		defer PutBatch(bj)
 		inS, inJ := bytes.Clone(body), bytes.Clone(body)
 		os, errS := bs.decodeOrderScanner(inS, testReceived, []byte("k"))
-		oj, errJ := bj.decodeOrderJsoniter(inJ, testReceived, []byte("k"))
+		oj, errJ := bj.DecodeOrderJsoniter(inJ, testReceived, []byte("k"))
 		if (errS == nil) != (errJ == nil) {
 			t.Fatalf("body %q: scanner %v; jsoniter %v", body, errS, errJ)
 		}

@@ -104,7 +104,15 @@ func AppendStatusResponse(dst []byte, id string, status Status, version int32) [
 // {"error":{"code":…,"message":…,"field":…}}; field is omitted when empty.
 // It does not allocate when dst has room.
 func AppendError(dst []byte, code, message, field string) []byte {
-	dst = append(dst, `{"error":{"code":`...)
+	dst = append(dst, `{"error":`...)
+	dst = AppendErrorObject(dst, code, message, field)
+	return append(dst, '}')
+}
+
+// AppendErrorObject appends the inner object of an error body,
+// {"code":...,"message":...[,"field":...]}, as a bulk result item carries it.
+func AppendErrorObject(dst []byte, code, message, field string) []byte {
+	dst = append(dst, `{"code":`...)
 	dst = AppendString(dst, code)
 	dst = append(dst, `,"message":`...)
 	dst = AppendString(dst, message)
@@ -112,7 +120,7 @@ func AppendError(dst []byte, code, message, field string) []byte {
 		dst = append(dst, `,"field":`...)
 		dst = AppendString(dst, field)
 	}
-	return append(dst, "}}"...)
+	return append(dst, '}')
 }
 
 const hexDigits = "0123456789abcdef"

@@ -8,7 +8,7 @@ import (
 )
 
 // BenchmarkDecode compares the two order decoders (impl=orderflow_scanner:
-// decodeOrderScanner; impl=orderflow_jsoniter: decodeOrderJsoniter, the
+// decodeOrderScanner; impl=orderflow_jsoniter: DecodeOrderJsoniter, the
 // scanner's validate-only walk plus jsoniter's Iterator) with encoding/json
 // and jsoniter's ConfigFastest decoding into a tagged struct (which validate
 // much less: no duplicate keys, no UTF-8, no field rules, and allocate every
@@ -24,7 +24,7 @@ func BenchmarkDecode(b *testing.B) {
 		for _, impl := range []struct {
 			name   string
 			decode decodeFunc
-		}{{"orderflow_scanner", (*Batch).decodeOrderScanner}, {"orderflow_jsoniter", (*Batch).decodeOrderJsoniter}} {
+		}{{"orderflow_scanner", (*Batch).decodeOrderScanner}, {"orderflow_jsoniter", (*Batch).DecodeOrderJsoniter}} {
 			b.Run("impl="+impl.name+"/body="+body.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(payload)))
