@@ -10,9 +10,12 @@ import (
 	"github.com/orderflow/orderflow/engine/order"
 )
 
+// The bulk endpoints: POST /v1/order-batches and POST /v1/status-updates.
+// Each item is decoded on its own and gets its own result, answered by the
+// same answer table as the single endpoints (answer.go).
+
 var (
 	ctNDJSON       = []byte("application/x-ndjson")
-	msgTooMany     = "the request holds more items than the limit"
 	bulkItemSep    = []byte(`,"results":[`)
 	bulkEnd        = []byte("]}")
 	bulkIndexKey   = []byte(`{"index":`)
@@ -29,41 +32,30 @@ const (
 	formatArray
 )
 
-// bulkBody checks the Content-Type and reads the body of a bulk request.
-// It answers the request itself and returns ok=false when it cannot go on.
-func (s *Server) bulkBody(ctx *fasthttp.RequestCtx) (body []byte, f bulkFormat, ok bool) {
-	ct := ctx.Request.Header.ContentType()
-	if i := bytes.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
+// bulkAdmit is the common start of both bulk endpoints: refuse while
+// shutting down, check the Content-Type, read the body within its limit and
+// take an admission slot for it. It answers the request itself when it
+// cannot go on; when ok, the caller must release(cost).
+func (s *Server) bulkAdmit(ctx *fasthttp.RequestCtx) (body []byte, f bulkFormat, cost int64, ok bool) {
+	if s.shutting.Load() {
+		s.writeAnswer(ctx, refusalAnswer(refusedShuttingDown))
+		return nil, 0, 0, false
 	}
-	ct = bytes.TrimSpace(ct)
-	switch {
+	switch ct := mediaType(ctx.Request.Header.ContentType()); {
 	case bytes.EqualFold(ct, ctNDJSON):
 		f = formatNDJSON
 	case bytes.EqualFold(ct, ctJSON):
 		f = formatArray
 	default:
-		s.writeError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/x-ndjson or application/json", "")
-		return nil, 0, false
-	}
-	body, ok = s.body(ctx, s.cfg.MaxBatchBodyBytes)
-	return body, f, ok
-}
-
-// bulkAdmit is the common start of both bulk endpoints: refuse while
-// shutting down, check the Content-Type, read the body within its limit and
-// take an admission slot for it. When ok, the caller must release(cost).
-func (s *Server) bulkAdmit(ctx *fasthttp.RequestCtx) (body []byte, f bulkFormat, cost int64, ok bool) {
-	if s.shutting.Load() {
-		s.overloaded(ctx, "shutting_down", "server is shutting down; retry on another instance")
+		s.writeAnswer(ctx, ansNotBulk)
 		return nil, 0, 0, false
 	}
-	if body, f, ok = s.bulkBody(ctx); !ok {
+	if body, ok = s.body(ctx, s.cfg.MaxBatchBodyBytes); !ok {
 		return nil, 0, 0, false
 	}
 	cost = bodyCost(ctx, body)
 	if !s.admit(cost) {
-		s.overloaded(ctx, "overloaded", msgOverloaded)
+		s.writeAnswer(ctx, refusalAnswer(refusedOverloaded))
 		return nil, 0, 0, false
 	}
 	return body, f, cost, true
@@ -83,12 +75,11 @@ func (s *Server) split(ctx *fasthttp.RequestCtx, body []byte, f bulkFormat, fn f
 		return n <= s.cfg.MaxBatchItems
 	})
 	if err != nil {
-		code, ecode, msg, field := statusFor(err)
-		s.writeError(ctx, code, ecode, msg, field)
+		s.writeAnswer(ctx, statusFor(err))
 		return 0, false
 	}
 	if n > s.cfg.MaxBatchItems {
-		s.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "too_many_items", msgTooMany+" ("+strconv.Itoa(s.cfg.MaxBatchItems)+")", "")
+		s.writeAnswer(ctx, tooManyItems(s.cfg.MaxBatchItems))
 		return 0, false
 	}
 	// The first pass found every boundary; this one cannot fail.
@@ -98,11 +89,10 @@ func (s *Server) split(ctx *fasthttp.RequestCtx, body []byte, f bulkFormat, fn f
 
 // bulkItem is one item's fate inside a bulk request.
 type bulkItem struct {
-	status           int
-	id               string // "" when the item had no readable id
-	code, msg, field string // the error, for non-2xx
-	batch            int    // index into the request's batches; -1 when never submitted
-	row              int    // index into that batch's Orders / Updates
+	answer        // the item's result, once known
+	id     string // "" when the item had no readable id
+	batch  int    // index into the request's batches; -1 when never submitted
+	row    int    // index into that batch's Orders / Updates
 }
 
 // orderBatches handles POST /v1/order-batches: each item is decoded, priced
@@ -126,18 +116,18 @@ func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time) {
 			batches = append(batches, cur)
 		}
 		it := bulkItem{batch: -1}
-		o, err := cur.DecodeOrder(raw, received, nil)
+		o, err := s.decode(cur, raw, received, nil)
 		if err == nil {
 			it.id = o.ID
 			if err = o.Price(prices); err != nil {
-				cur.Orders = cur.Orders[:len(cur.Orders)-1] // drop it: DecodeOrder appended it
+				cur.Orders = cur.Orders[:len(cur.Orders)-1] // drop it: the decoder appended it
 			}
 		}
 		if err != nil {
 			// it.id stays a view into cur's arena, which lives until the
 			// batches are put back after the response is written.
-			it.status, it.code, it.msg, it.field = statusFor(err)
-			s.orders[resultFor(it.status)].Inc()
+			it.answer = statusFor(err)
+			s.orders[orderRefused(it.answer)].Inc()
 		} else {
 			cur.Seal(o)
 			it.batch, it.row = len(batches)-1, len(cur.Orders)-1
@@ -150,60 +140,105 @@ func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time) {
 		}
 		return
 	}
-	if !submitAndWait(s, batches, items, s.deps.Orders.TrySubmit, nil) {
+	refused := func(b *order.Batch, a answer) { s.orders[orderRefused(a)].Add(float64(b.Len())) }
+	if !submitAndWait(s, batches, items, s.deps.Orders.TrySubmit, refused) {
 		// Fates unknown: answer 503 for the whole request; the batches are
 		// left to the GC. Every item is safe to resend (ids dedupe).
 		s.orders[resTimeout].Inc()
-		s.unavailable(ctx, "commit_timeout", "the orders were not confirmed in time; resend the request")
+		s.writeAnswer(ctx, ansOrdersTimeout)
 		return
 	}
 	var created, dups, rejected int
+	for j := range items {
+		it := &items[j]
+		if it.batch >= 0 {
+			it.answer = s.noteOrder(&batches[it.batch].Orders[it.row].Result)
+		}
+		switch it.status {
+		case fasthttp.StatusCreated:
+			created++
+		case fasthttp.StatusOK:
+			dups++
+		default:
+			rejected++
+		}
+	}
+	out := appendBulk(make([]byte, 0, 64+48*len(items)), created, dups, rejected, items)
+	writeJSON(ctx, fasthttp.StatusOK, out)
+	for _, b := range batches { // every one completed or never submitted: ours again
+		order.PutBatch(b)
+	}
+}
+
+// statusUpdates handles POST /v1/status-updates: like orderBatches, for
+// status changes; each item {"id","status"} gets its own result.
+func (s *Server) statusUpdates(ctx *fasthttp.RequestCtx, received time.Time) {
+	body, f, cost, ok := s.bulkAdmit(ctx)
+	if !ok {
+		return
+	}
+	defer s.release(cost)
+
+	var batches []*order.UpdateBatch
+	var items []bulkItem
+	var cur *order.UpdateBatch
+	var scratch []byte
+	_, ok = s.split(ctx, body, f, func(i int, raw []byte) {
+		if cur == nil || cur.Len() >= s.cfg.BulkChunkRows {
+			cur = order.GetUpdateBatch()
+			batches = append(batches, cur)
+		}
+		it := bulkItem{batch: -1}
+		id, st, err := order.DecodeStatusUpdate(raw, scratch[:0])
+		if err != nil {
+			it.answer = statusFor(err)
+			if len(id) > 0 {
+				it.id = string(id)
+			}
+			s.updates[updateRefused(it.answer)].Inc()
+		} else {
+			row := cur.Add(id, st, received)
+			it.id = cur.Updates[row].OrderID
+			it.batch, it.row = len(batches)-1, row
+		}
+		scratch = id[:0]
+		items = append(items, it)
+	})
+	if !ok {
+		for _, b := range batches {
+			order.PutUpdateBatch(b)
+		}
+		return
+	}
+	refused := func(b *order.UpdateBatch, a answer) { s.updates[updateRefused(a)].Add(float64(b.Len())) }
+	if !submitAndWait(s, batches, items, s.deps.Updates.TrySubmit, refused) {
+		s.updates[updTimeout].Inc()
+		s.writeAnswer(ctx, ansUpdatesTimeout)
+		return
+	}
+	var applied, noops, rejected int
 	for j := range items {
 		it := &items[j]
 		if it.batch < 0 {
 			rejected++
 			continue
 		}
-		o := &batches[it.batch].Orders[it.row]
-		switch o.Result.Outcome {
-		case order.OutcomeCreated:
-			it.status = fasthttp.StatusCreated
-			created++
-			s.orders[resCreated].Inc()
-		case order.OutcomeDuplicate:
-			it.status = fasthttp.StatusOK
-			dups++
-			s.orders[resDuplicate].Inc()
-		case order.OutcomeConflict:
-			it.status, it.code, it.msg = fasthttp.StatusConflict, "order_conflict", msgConflict
-			rejected++
-			s.orders[resConflict].Inc()
-		case order.OutcomeRejected:
-			it.status, it.code, it.msg = fasthttp.StatusBadRequest, "unstorable_value", msgUnstorable
-			rejected++
-			s.orders[resRejected].Inc()
+		u := &batches[it.batch].Updates[it.row]
+		it.answer = s.noteUpdate(u)
+		switch u.Outcome {
+		case order.UpdateApplied:
+			applied++
+		case order.UpdateNoop:
+			noops++
 		default:
-			it.status, it.code, it.msg = fasthttp.StatusServiceUnavailable, "unavailable", msgUnavailable
 			rejected++
-			s.orders[resFailed].Inc()
 		}
 	}
-	out := appendBulk(make([]byte, 0, 64+48*len(items)), created, dups, rejected, items)
-	s.writeJSON(ctx, fasthttp.StatusOK, out)
-	for _, b := range batches { // every one completed or never submitted: ours again
-		order.PutBatch(b)
+	out := appendBulk(make([]byte, 0, 64+48*len(items)), applied, noops, rejected, items)
+	writeJSON(ctx, fasthttp.StatusOK, out)
+	for _, b := range batches {
+		order.PutUpdateBatch(b)
 	}
-}
-
-// resultFor maps a refused item's status to its orders_total label.
-func resultFor(code int) result {
-	switch code {
-	case fasthttp.StatusUnprocessableEntity:
-		return resUnprocessable
-	case fasthttp.StatusServiceUnavailable:
-		return resOverloaded
-	}
-	return resInvalid
 }
 
 // appendBulk renders the bulk response: counts, then one result per item in
@@ -231,142 +266,9 @@ func appendBulk(dst []byte, created, dups, rejected int, items []bulkItem) []byt
 		dst = strconv.AppendInt(dst, int64(it.status), 10)
 		if it.code != "" {
 			dst = append(dst, bulkErrorStart...)
-			e := order.AppendError(nil, it.code, it.msg, it.field)
-			dst = append(dst, e[len(`{"error":`):len(e)-1]...)
+			dst = order.AppendErrorObject(dst, it.code, it.msg, it.field)
 		}
 		dst = append(dst, '}')
 	}
 	return append(dst, bulkEnd...)
-}
-
-// statusUpdates handles POST /v1/status-updates: like orderBatches, for
-// status changes; each item {"id","status"} gets its own result.
-func (s *Server) statusUpdates(ctx *fasthttp.RequestCtx, received time.Time) {
-	body, f, cost, ok := s.bulkAdmit(ctx)
-	if !ok {
-		return
-	}
-	defer s.release(cost)
-
-	var batches []*order.UpdateBatch
-	var items []bulkItem
-	var cur *order.UpdateBatch
-	var scratch []byte
-	_, ok = s.split(ctx, body, f, func(i int, raw []byte) {
-		if cur == nil || cur.Len() >= s.cfg.BulkChunkRows {
-			cur = order.GetUpdateBatch()
-			batches = append(batches, cur)
-		}
-		it := bulkItem{batch: -1}
-		id, st, err := order.DecodeStatusUpdate(raw, scratch[:0])
-		if err != nil {
-			it.status, it.code, it.msg, it.field = statusFor(err)
-			if len(id) > 0 {
-				it.id = string(id)
-			}
-			s.updates[updInvalid].Inc()
-		} else {
-			row := cur.Add(id, st, received)
-			it.id = cur.Updates[row].OrderID
-			it.batch, it.row = len(batches)-1, row
-		}
-		scratch = id[:0]
-		items = append(items, it)
-	})
-	if !ok {
-		for _, b := range batches {
-			order.PutUpdateBatch(b)
-		}
-		return
-	}
-	refused := func(b *order.UpdateBatch) { s.updates[updOverloaded].Add(float64(b.Len())) }
-	if !submitAndWait(s, batches, items, s.deps.Updates.TrySubmit, refused) {
-		s.updates[updTimeout].Inc()
-		s.unavailable(ctx, "commit_timeout", "the status changes were not confirmed in time; resend the request")
-		return
-	}
-	var applied, noops, rejected int
-	one := getBuf()
-	for j := range items {
-		it := &items[j]
-		if it.batch < 0 {
-			rejected++
-			continue
-		}
-		u := &batches[it.batch].Updates[it.row]
-		code, _ := s.answerUpdate(u, one)
-		it.status = code
-		switch {
-		case u.Outcome == order.UpdateApplied:
-			applied++
-		case u.Outcome == order.UpdateNoop:
-			noops++
-		default:
-			rejected++
-			it.code, it.msg, it.field = updateError(u)
-		}
-	}
-	putBuf(one)
-	out := appendBulk(make([]byte, 0, 64+48*len(items)), applied, noops, rejected, items)
-	s.writeJSON(ctx, fasthttp.StatusOK, out)
-	for _, b := range batches {
-		order.PutUpdateBatch(b)
-	}
-}
-
-// updateError is the error of a refused status change, for bulk results.
-func updateError(u *order.Update) (code, msg, field string) {
-	switch u.Outcome {
-	case order.UpdateNotFound:
-		return "order_not_found", "no order with this id", ""
-	case order.UpdateInvalid:
-		return "invalid_transition", "an order in status " + u.Previous.String() + " cannot move to " + u.Status.String(), "status"
-	}
-	return "unavailable", "the status change could not be committed; retry it", ""
-}
-
-// bulkBatch is what a bulk request submits: order.Batch or order.UpdateBatch.
-type bulkBatch interface {
-	Len() int
-	Done() <-chan struct{}
-}
-
-// submitAndWait submits every non-empty batch of a bulk request and waits
-// for all that went in, until AckTimeout. The items of a batch that
-// TrySubmit refused get that refusal as their result (and refused, when
-// set, is told). It reports false when the wait timed out: the batches'
-// fates are then unknown and they must not go back to their pool.
-func submitAndWait[B bulkBatch](s *Server, batches []B, items []bulkItem, submit func(B) error, refused func(B)) bool {
-	submitted := make([]bool, len(batches))
-	for i, b := range batches {
-		if b.Len() == 0 {
-			continue
-		}
-		if err := submit(b); err != nil {
-			code, ecode, msg, _ := statusFor(err)
-			for j := range items {
-				if items[j].batch == i {
-					items[j].status, items[j].code, items[j].msg, items[j].batch = code, ecode, msg, -1
-				}
-			}
-			if refused != nil {
-				refused(b)
-			}
-			continue
-		}
-		submitted[i] = true
-	}
-	deadline := getTimer(s.cfg.AckTimeout)
-	defer putTimer(deadline)
-	for i, b := range batches {
-		if !submitted[i] {
-			continue
-		}
-		select {
-		case <-b.Done():
-		case <-deadline.C:
-			return false
-		}
-	}
-	return true
 }

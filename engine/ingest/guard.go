@@ -63,9 +63,9 @@ func newGuard(cfg *Config, rdb redis.UniversalClient, m *metrics.Metrics, log *s
 	g := &guard{
 		log:             log,
 		redisTimeout:    cfg.RedisTimeout,
-		rejUnauthorized: m.AdmissionRejected.WithLabelValues("unauthorized"),
-		rejIP:           m.AdmissionRejected.WithLabelValues("rate_limit_ip"),
-		rejKey:          m.AdmissionRejected.WithLabelValues("rate_limit_key"),
+		rejUnauthorized: m.AdmissionRejected.WithLabelValues(reasonNames[reasonUnauthorized]),
+		rejIP:           m.AdmissionRejected.WithLabelValues(reasonNames[reasonRateLimitIP]),
+		rejKey:          m.AdmissionRejected.WithLabelValues(reasonNames[reasonRateLimitKey]),
 	}
 	for _, k := range cfg.APIKeys {
 		e := keyEntry{digest: sha256.Sum256([]byte(k.Key)), name: k.Name, limit: cfg.PerKeyLimit, redisKey: "orderflow:key:" + k.Name}
@@ -116,7 +116,7 @@ func (g *guard) check(s *Server, ctx *fasthttp.RequestCtx) bool {
 		d := g.allowIP(ip, now)
 		if !d.allowed {
 			g.rejIP.Inc()
-			s.rateLimited(ctx, d, "too many requests from this client address")
+			s.rateLimited(ctx, d, ansRateLimitedIP)
 			return false
 		}
 	}
@@ -127,14 +127,14 @@ func (g *guard) check(s *Server, ctx *fasthttp.RequestCtx) bool {
 	if k == nil {
 		g.rejUnauthorized.Inc()
 		ctx.Response.Header.SetBytesKV(hdrWWWAuthenticate, challenge)
-		s.writeError(ctx, fasthttp.StatusUnauthorized, "unauthorized", "a valid API key is required: Authorization: Bearer <key>", "")
+		s.writeAnswer(ctx, ansUnauthorized)
 		return false
 	}
 	if k.local != nil {
 		d := g.allowKey(k, now)
 		if !d.allowed {
 			g.rejKey.Inc()
-			s.rateLimited(ctx, d, "too many requests for this API key")
+			s.rateLimited(ctx, d, ansRateLimitedKey)
 			return false
 		}
 	}
@@ -242,7 +242,7 @@ func secondsToDuration(s float64) time.Duration {
 
 // rateLimited answers 429 with Retry-After and the RateLimit-* headers
 // (whole seconds, rounded up; Retry-After at least 1).
-func (s *Server) rateLimited(ctx *fasthttp.RequestCtx, d decision, msg string) {
+func (s *Server) rateLimited(ctx *fasthttp.RequestCtx, d decision, a answer) {
 	h := &ctx.Response.Header
 	buf := getBuf()
 	b := (*buf)[:0]
@@ -256,7 +256,7 @@ func (s *Server) rateLimited(ctx *fasthttp.RequestCtx, d decision, msg string) {
 	h.SetBytesKV(hdrRLReset, b)
 	*buf = b
 	putBuf(buf)
-	s.writeError(ctx, fasthttp.StatusTooManyRequests, "rate_limited", msg+"; retry after the Retry-After seconds", "")
+	s.writeAnswer(ctx, a)
 }
 
 func ceilSeconds(d time.Duration) int64 {

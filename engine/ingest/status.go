@@ -1,31 +1,14 @@
 package ingest
 
 import (
-	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/orderflow/orderflow/engine/order"
-	"github.com/orderflow/orderflow/engine/pipeline"
 )
 
-// Result labels for orderflow_status_updates_total.
-type updateResult uint8
-
-const (
-	updApplied updateResult = iota
-	updNoop
-	updNotFound
-	updInvalidTransition
-	updInvalid
-	updOverloaded
-	updFailed
-	updTimeout
-	numUpdateResults
-)
-
-var updateResultNames = [numUpdateResults]string{"applied", "noop", "not_found", "invalid_transition", "invalid", "overloaded", "failed", "timeout"}
+// The single status change: POST /v1/orders/{id}/status.
 
 // updateStatus handles POST /v1/orders/{id}/status.
 func (s *Server) updateStatus(ctx *fasthttp.RequestCtx, received time.Time) {
@@ -33,17 +16,15 @@ func (s *Server) updateStatus(ctx *fasthttp.RequestCtx, received time.Time) {
 	id := path[len(pathOrdersPrefix) : len(path)-len(suffixStatus)]
 	if !validID(id) {
 		s.updates[updNotFound].Inc()
-		s.writeError(ctx, fasthttp.StatusNotFound, "order_not_found", "no order with this id", "")
+		s.writeAnswer(ctx, ansNoOrder)
 		return
 	}
 	if s.shutting.Load() {
-		s.updates[updOverloaded].Inc()
-		s.overloaded(ctx, "shutting_down", "server is shutting down; retry on another instance")
+		s.refuseUpdate(ctx, refusalAnswer(refusedShuttingDown))
 		return
 	}
 	if !isJSON(ctx.Request.Header.ContentType()) {
-		s.updates[updInvalid].Inc()
-		s.writeError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json", "")
+		s.refuseUpdate(ctx, ansNotJSON)
 		return
 	}
 	body, ok := s.body(ctx, s.cfg.MaxBodyBytes)
@@ -53,15 +34,12 @@ func (s *Server) updateStatus(ctx *fasthttp.RequestCtx, received time.Time) {
 	}
 	st, err := order.DecodeStatus(body)
 	if err != nil {
-		s.updates[updInvalid].Inc()
-		code, ecode, msg, field := statusFor(err)
-		s.writeError(ctx, code, ecode, msg, field)
+		s.refuseUpdate(ctx, statusFor(err))
 		return
 	}
 	cost := bodyCost(ctx, body)
 	if !s.admit(cost) {
-		s.updates[updOverloaded].Inc()
-		s.overloaded(ctx, "overloaded", msgOverloaded)
+		s.refuseUpdate(ctx, refusalAnswer(refusedOverloaded))
 		return
 	}
 	defer s.release(cost)
@@ -69,73 +47,44 @@ func (s *Server) updateStatus(ctx *fasthttp.RequestCtx, received time.Time) {
 	b.Add(id, st, received)
 	if err := s.deps.Updates.TrySubmit(b); err != nil {
 		order.PutUpdateBatch(b)
-		s.updates[updOverloaded].Inc()
-		s.submitRefused(ctx, err)
+		s.refuseUpdate(ctx, s.submitRefused(err))
 		return
 	}
 	if !s.waitDone(b.Done()) {
 		s.updates[updTimeout].Inc()
-		s.unavailable(ctx, "commit_timeout", "the status change was not confirmed in time; retry it")
+		s.writeAnswer(ctx, ansUpdateTimeout)
 		return // the batch's fate is unknown: not returned to the pool
 	}
-	code, out := s.answerUpdate(&b.Updates[0], getBuf())
-	if code == fasthttp.StatusServiceUnavailable {
-		ctx.Response.Header.SetBytesKV(hdrRetryAfter, s.retryAfter)
+	u := &b.Updates[0]
+	if a := s.noteUpdate(u); a.code != "" {
+		s.writeAnswer(ctx, a)
+	} else {
+		cur := u.Status // applied: the new status; a no-op: the status it already had
+		if u.Outcome == order.UpdateNoop {
+			cur = u.Previous
+		}
+		buf := getBuf()
+		*buf = order.AppendStatusResponse((*buf)[:0], u.OrderID, cur, u.Version)
+		writeJSON(ctx, a.status, *buf)
+		putBuf(buf)
 	}
-	s.writeJSON(ctx, code, *out)
-	putBuf(out)
 	order.PutUpdateBatch(b)
 }
 
-// submitRefused answers a TrySubmit error: 503 with Retry-After.
-func (s *Server) submitRefused(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, pipeline.ErrClosed) {
-		s.overloaded(ctx, "shutting_down", "server is shutting down; retry on another instance")
-		return
-	}
-	s.m.AdmissionRejected.WithLabelValues("queue_full").Inc()
-	s.overloaded(ctx, "overloaded", msgOverloaded)
+// refuseUpdate answers a status change refused before its commit and
+// counts it.
+func (s *Server) refuseUpdate(ctx *fasthttp.RequestCtx, a answer) {
+	s.updates[updateRefused(a)].Inc()
+	s.writeAnswer(ctx, a)
 }
 
-// waitDone waits for a submitted batch until AckTimeout. It reports false
-// on timeout.
-func (s *Server) waitDone(done <-chan struct{}) bool {
-	t := getTimer(s.cfg.AckTimeout)
-	defer putTimer(t)
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
+// noteUpdate counts (and, for a failure, logs) the store's verdict on one
+// status change and returns its answer (updateAnswer).
+func (s *Server) noteUpdate(u *order.Update) answer {
+	a, label := updateAnswer(u)
+	s.updates[label].Inc()
+	if label == updFailed && u.Err != nil {
+		s.log.Warn("status change not committed", "err", u.Err)
 	}
-}
-
-// answerUpdate renders one status change's answer (status code and JSON
-// body, appended to buf) and counts it. Used for single and bulk updates.
-func (s *Server) answerUpdate(u *order.Update, buf *[]byte) (int, *[]byte) {
-	b := (*buf)[:0]
-	var code int
-	switch u.Outcome {
-	case order.UpdateApplied:
-		s.updates[updApplied].Inc()
-		code, b = fasthttp.StatusOK, order.AppendStatusResponse(b, u.OrderID, u.Status, u.Version)
-	case order.UpdateNoop:
-		s.updates[updNoop].Inc()
-		code, b = fasthttp.StatusOK, order.AppendStatusResponse(b, u.OrderID, u.Previous, u.Version)
-	case order.UpdateNotFound:
-		s.updates[updNotFound].Inc()
-		code, b = fasthttp.StatusNotFound, order.AppendError(b, "order_not_found", "no order with this id", "")
-	case order.UpdateInvalid:
-		s.updates[updInvalidTransition].Inc()
-		code, b = fasthttp.StatusConflict, order.AppendError(b, "invalid_transition",
-			"an order in status "+u.Previous.String()+" cannot move to "+u.Status.String(), "status")
-	default:
-		s.updates[updFailed].Inc()
-		if u.Err != nil {
-			s.log.Warn("status change not committed", "err", u.Err)
-		}
-		code, b = fasthttp.StatusServiceUnavailable, order.AppendError(b, "unavailable", "the status change could not be committed; retry it", "")
-	}
-	*buf = b
-	return code, buf
+	return a
 }
