@@ -18,7 +18,7 @@ type Metrics struct {
 	// HTTP front end.
 	HTTPRequests      *prometheus.CounterVec   // route, code
 	HTTPDuration      *prometheus.HistogramVec // route, code
-	AdmissionRejected *prometheus.CounterVec   // reason: limit, timeout, body_bytes
+	AdmissionRejected *prometheus.CounterVec   // reason: limit, body_bytes, queue_full, unauthorized, rate_limit_ip, rate_limit_key
 	InFlightRequests  prometheus.Gauge
 	InFlightCapacity  prometheus.Gauge
 	HandlerPanics     prometheus.Counter
@@ -73,7 +73,7 @@ func New() *Metrics {
 		Buckets: latencyBuckets,
 	}, []string{"route", "code"})
 	m.AdmissionRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "orderflow_admission_rejected_total", Help: "Requests refused with 503 before any work, by reason (limit, timeout, queue_full).",
+		Name: "orderflow_admission_rejected_total", Help: "Requests refused by admission control: 503 for no in-flight slot in time, in-flight body bytes at the cap or a full pipeline queue, 401 without a valid API key, 429 for an empty token bucket; by reason (limit, body_bytes, queue_full, unauthorized, rate_limit_ip, rate_limit_key).",
 	}, []string{"reason"})
 	m.InFlightRequests = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "orderflow_inflight_requests", Help: "Requests holding an admission slot.",
