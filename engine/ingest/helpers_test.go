@@ -22,18 +22,27 @@ import (
 	"github.com/orderflow/orderflow/engine/order"
 )
 
-// fakeOrders commits every submitted order at once (OutcomeCreated), or,
-// with hold set, keeps batches until release is closed.
+// fakeOrders commits every submitted order at once (OutcomeCreated, or
+// result when its Outcome is set), or, with hold set, keeps batches until
+// hold is closed. With refuse set, TrySubmit fails with it.
 type fakeOrders struct {
 	submitted atomic.Int64 // orders accepted by TrySubmit
 	hold      chan struct{}
 	held      sync.WaitGroup
+	result    order.Result
+	refuse    error
 }
 
 func (f *fakeOrders) TrySubmit(b *order.Batch) error {
+	if f.refuse != nil {
+		return f.refuse
+	}
 	f.submitted.Add(int64(b.Len()))
 	for i := range b.Orders {
 		b.Orders[i].Result.Outcome = order.OutcomeCreated
+		if f.result.Outcome != order.OutcomePending {
+			b.Orders[i].Result = f.result
+		}
 	}
 	if f.hold != nil {
 		f.held.Go(func() { <-f.hold; b.Complete() })
@@ -43,12 +52,25 @@ func (f *fakeOrders) TrySubmit(b *order.Batch) error {
 	return nil
 }
 
-type fakeUpdates struct{ submitted atomic.Int64 }
+// fakeUpdates decides every submitted status change at once: UpdateNotFound,
+// or, when verdict is set, what it does to the update. With refuse set,
+// TrySubmit fails with it.
+type fakeUpdates struct {
+	submitted atomic.Int64
+	verdict   func(u *order.Update)
+	refuse    error
+}
 
 func (f *fakeUpdates) TrySubmit(b *order.UpdateBatch) error {
+	if f.refuse != nil {
+		return f.refuse
+	}
 	f.submitted.Add(int64(b.Len()))
 	for i := range b.Updates {
 		b.Updates[i].Outcome = order.UpdateNotFound
+		if f.verdict != nil {
+			f.verdict(&b.Updates[i])
+		}
 	}
 	b.Complete()
 	return nil
@@ -90,6 +112,18 @@ func testLog() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// decoders are the order decoders (Config.Decoder) the listener-level and
+// hostile-input tests run against.
+var decoders = []string{DecoderScanner, DecoderJsoniter}
+
+// forEachDecoder runs fn as one subtest per order decoder, decoder=<name>.
+func forEachDecoder(t *testing.T, fn func(t *testing.T, dec string)) {
+	t.Helper()
+	for _, dec := range decoders {
+		t.Run("decoder="+dec, func(t *testing.T) { fn(t, dec) })
+	}
 }
 
 // newTestServer builds a Server over fakes; tweak may change the deps.
