@@ -330,8 +330,10 @@ func TestReplayConflictAndIdempotencyKey(t *testing.T) {
 	}
 }
 
-func TestBadInputStoresNothing(t *testing.T) {
-	env := newEnv(t, func(c *engine.Config) { c.Ingest.MaxBodyBytes = 4096 })
+func TestBadInputStoresNothing(t *testing.T) { forEachDecoder(t, testBadInputStoresNothing) }
+
+func testBadInputStoresNothing(t *testing.T, dec string) {
+	env := newEnv(t, func(c *engine.Config) { c.Ingest.MaxBodyBytes, c.Ingest.Decoder = 4096, dec })
 	type tc struct {
 		name, ct, body string
 		code           int

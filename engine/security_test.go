@@ -195,7 +195,23 @@ func badInputMatrix(t *testing.T) []badCase {
 // untouched): "escaped control in user_id" got 201 and the row checks
 // found the order and its item.
 func TestBadInputMatrixStoresNothing(t *testing.T) {
-	env := newEnv(t, func(c *engine.Config) { c.Ingest.MaxBodyBytes = matrixLimit })
+	forEachDecoder(t, testBadInputMatrixStoresNothing)
+}
+
+// decoders are the order decoders (-ingest.decoder) the listener-level
+// contract tests run against.
+var decoders = []string{ingest.DecoderScanner, ingest.DecoderJsoniter}
+
+// forEachDecoder runs fn as one subtest per order decoder, decoder=<name>.
+func forEachDecoder(t *testing.T, fn func(t *testing.T, dec string)) {
+	t.Helper()
+	for _, dec := range decoders {
+		t.Run("decoder="+dec, func(t *testing.T) { fn(t, dec) })
+	}
+}
+
+func testBadInputMatrixStoresNothing(t *testing.T, dec string) {
+	env := newEnv(t, func(c *engine.Config) { c.Ingest.MaxBodyBytes, c.Ingest.Decoder = matrixLimit, dec })
 	for _, c := range badInputMatrix(t) {
 		r, err := tryDo(http.MethodPost, env.base+"/v1/orders", c.ct, c.body, c.hdr...)
 		if err != nil {

@@ -161,8 +161,10 @@ type bulkReply struct {
 	} `json:"results"`
 }
 
-func TestOrderBatchPerItemResults(t *testing.T) {
-	env := newEnv(t, nil)
+func TestOrderBatchPerItemResults(t *testing.T) { forEachDecoder(t, testOrderBatchPerItemResults) }
+
+func testOrderBatchPerItemResults(t *testing.T, dec string) {
+	env := newEnv(t, func(c *engine.Config) { c.Ingest.Decoder = dec })
 	if r := env.post(orderJSON("ord_b_taken")); r.code != http.StatusCreated {
 		t.Fatal(r)
 	}

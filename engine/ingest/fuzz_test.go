@@ -32,7 +32,9 @@ var allowedCodes = map[int]bool{200: true, 201: true, 400: true, 404: true, 405:
 
 // FuzzHandler drives the whole handler (routing, guard, body limits, gunzip,
 // decode, price, submit, answer) with arbitrary bodies, routes, encodings and
-// Authorization headers, on two servers: one open, one with an API key.
+// Authorization headers, on three servers: one open, the same with
+// -ingest.decoder=jsoniter (which must answer exactly alike), one with an
+// API key.
 // Invariants: no panic is recovered (handler_panics stays 0); every status
 // is one the contract lists for input errors or success; every 4xx carries
 // the contract's error body; a 201 to POST /v1/orders submits exactly one
@@ -56,6 +58,9 @@ func FuzzHandler(f *testing.F) {
 
 	cfg := Config{MaxBodyBytes: 64 << 10, MaxBatchBodyBytes: 256 << 10, MaxBatchItems: 100}
 	open := newTestServer(f, cfg, nil)
+	jsoniterCfg := cfg
+	jsoniterCfg.Decoder = DecoderJsoniter
+	openJsoniter := newTestServer(f, jsoniterCfg, nil)
 	authCfg := cfg
 	authCfg.APIKeys = []APIKey{{Name: "a", Key: keyA}}
 	guarded := newTestServer(f, authCfg, nil)
@@ -92,6 +97,9 @@ func FuzzHandler(f *testing.F) {
 		}
 
 		code, out, submitted := run(open)
+		if jcode, jout, jsub := run(openJsoniter); jcode != code || !bytes.Equal(jout, out) || jsub != submitted {
+			t.Fatalf("%s %s gz=%v body %q: scanner %d %s (%d submitted); jsoniter %d %s (%d submitted)", rt.method, rt.path, gz, body, code, out, submitted, jcode, jout, jsub)
+		}
 		if p := counter(open.m.HandlerPanics); p != 0 {
 			t.Fatalf("%s %s gz=%v body %q: the handler panicked (recovered as 500)", rt.method, rt.path, gz, body)
 		}

@@ -27,8 +27,10 @@ import (
 // body bytes it held are released and the next request is served. Made to
 // fail once by removing the recover in handle: the test binary crashed with
 // "panic: test: injected panic in the catalog".
-func TestPanicBecomes500(t *testing.T) {
-	ts := newTestServer(t, Config{MaxInflight: 1}, nil).serveInmemory()
+func TestPanicBecomes500(t *testing.T) { forEachDecoder(t, testPanicBecomes500) }
+
+func testPanicBecomes500(t *testing.T, dec string) {
+	ts := newTestServer(t, Config{Decoder: dec, MaxInflight: 1}, nil).serveInmemory()
 	c := ts.client(nil)
 	ts.prices.panicNow.Store(true)
 	r := ts.post(c, validOrder)
@@ -60,9 +62,11 @@ func TestPanicBecomes500(t *testing.T) {
 // bodies held by admitted requests would pass it, and admits again once
 // they are released. Made to fail once by disabling the cap check in
 // acquireBytes: the third request waited 15s (AckTimeout) instead of a 503.
-func TestInflightBodyBytesCap(t *testing.T) {
+func TestInflightBodyBytesCap(t *testing.T) { forEachDecoder(t, testInflightBodyBytesCap) }
+
+func testInflightBodyBytesCap(t *testing.T, dec string) {
 	body := validOrder
-	cfg := Config{MaxInflightBodyBytes: int64(2*len(body) + len(body)/2)} // room for two bodies
+	cfg := Config{Decoder: dec, MaxInflightBodyBytes: int64(2*len(body) + len(body)/2)} // room for two bodies
 	ts := newTestServer(t, cfg, nil)
 	ts.orders.hold = make(chan struct{})
 	ts.serveInmemory()
@@ -103,7 +107,7 @@ func TestInflightBodyBytesCap(t *testing.T) {
 		t.Errorf("body bytes in flight at rest = %d; want 0", n)
 	}
 	// One body bigger than the whole cap still passes alone.
-	small := newTestServer(t, Config{MaxInflightBodyBytes: 10}, nil).serveInmemory()
+	small := newTestServer(t, Config{Decoder: dec, MaxInflightBodyBytes: 10}, nil).serveInmemory()
 	if r := small.post(small.client(nil), body); r.code != 201 {
 		t.Errorf("a lone body above the cap: %s; want 201", r)
 	}
@@ -136,8 +140,12 @@ func (ts *testServer) serveTCP() string {
 // setting ReadTimeout to 1h in the server (fasthttp's own default is no
 // timeout): the slow connections were still open after 10s.
 func TestSlowlorisConnectionsAreClosed(t *testing.T) {
+	forEachDecoder(t, testSlowlorisConnectionsAreClosed)
+}
+
+func testSlowlorisConnectionsAreClosed(t *testing.T, dec string) {
 	const readTimeout = 500 * time.Millisecond
-	ts := newTestServer(t, Config{ReadTimeout: readTimeout, IdleTimeout: readTimeout}, nil)
+	ts := newTestServer(t, Config{Decoder: dec, ReadTimeout: readTimeout, IdleTimeout: readTimeout}, nil)
 	addr := ts.serveTCP()
 
 	const slow = 50
@@ -203,7 +211,11 @@ func TestSlowlorisConnectionsAreClosed(t *testing.T) {
 // A slow body (headers sent, body trickling) is cut by the same ReadTimeout;
 // an idle keep-alive connection by IdleTimeout.
 func TestSlowBodyAndIdleConnectionsAreClosed(t *testing.T) {
-	ts := newTestServer(t, Config{ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}, nil)
+	forEachDecoder(t, testSlowBodyAndIdleConnectionsAreClosed)
+}
+
+func testSlowBodyAndIdleConnectionsAreClosed(t *testing.T, dec string) {
+	ts := newTestServer(t, Config{Decoder: dec, ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}, nil)
 	addr := ts.serveTCP()
 	f := func(name, send string, dribble bool) {
 		t.Helper()
@@ -247,8 +259,10 @@ func TestSlowBodyAndIdleConnectionsAreClosed(t *testing.T) {
 
 // Headers above MaxHeaderBytes: 431 (or the connection is closed), never a
 // handler call.
-func TestOversizedHeaders(t *testing.T) {
-	ts := newTestServer(t, Config{MaxHeaderBytes: 4096}, nil).serveInmemory()
+func TestOversizedHeaders(t *testing.T) { forEachDecoder(t, testOversizedHeaders) }
+
+func testOversizedHeaders(t *testing.T, dec string) {
+	ts := newTestServer(t, Config{Decoder: dec, MaxHeaderBytes: 4096}, nil).serveInmemory()
 	r := ts.post(ts.client(nil), validOrder, "X-Big", strings.Repeat("b", 8000))
 	if r.err == nil && r.code != fasthttp.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("8 KB header with a 4 KiB limit: got %s; want 431", r)
@@ -265,8 +279,10 @@ func TestOversizedHeaders(t *testing.T) {
 // 413 quickly, without inflating it all. Made to fail once by replacing
 // BodyGunzipWithLimit with BodyGunzip: the server inflated all 512 MiB,
 // took 15s under -race and answered 400 invalid_json instead of 413.
-func TestGzipBomb(t *testing.T) {
-	ts := newTestServer(t, Config{}, nil).serveInmemory()
+func TestGzipBomb(t *testing.T) { forEachDecoder(t, testGzipBomb) }
+
+func testGzipBomb(t *testing.T, dec string) {
+	ts := newTestServer(t, Config{Decoder: dec}, nil).serveInmemory()
 	// 256 gzip members of 2 MiB of zeros each: 512 MiB inflated from ~0.5 MiB
 	// (a valid multi-member stream; compressing 2 MiB once keeps the test fast).
 	var member bytes.Buffer
@@ -317,7 +333,9 @@ func (s slowSink) Write(ctx context.Context, batches []*order.Batch) {
 // bounded latency, and the server answers normally afterwards. Made to fail
 // once by setting QueueRows to 100000 and MaxInflight to 100000 (no
 // shedding): there were no 503s and accepted latency grew to 1.6s.
-func TestOverloadShedsFast(t *testing.T) {
+func TestOverloadShedsFast(t *testing.T) { forEachDecoder(t, testOverloadShedsFast) }
+
+func testOverloadShedsFast(t *testing.T, dec string) {
 	const (
 		commit   = 50 * time.Millisecond
 		rows     = 2
@@ -331,7 +349,7 @@ func TestOverloadShedsFast(t *testing.T) {
 	}
 	pl.Start()
 	t.Cleanup(func() { _ = pl.Close(context.Background()) })
-	ts := newTestServer(t, Config{MaxInflight: 16, MaxQueueWait: 10 * time.Millisecond}, func(d *Deps) { d.Orders = pl }).serveInmemory()
+	ts := newTestServer(t, Config{Decoder: dec, MaxInflight: 16, MaxQueueWait: 10 * time.Millisecond}, func(d *Deps) { d.Orders = pl }).serveInmemory()
 	c := ts.client(nil)
 	c.MaxConnsPerHost = clients
 
@@ -430,8 +448,10 @@ func rawRequest(t *testing.T, addr, req string) string {
 // fail once by routing on the raw URI again: fasthttp read the 2 MiB body
 // and the handler answered 413 only after buffering it (no 413 counted on
 // the transport's "other" route).
-func TestBodyLimitWithQueryString(t *testing.T) {
-	ts := newTestServer(t, Config{MaxBodyBytes: 1024}, nil)
+func TestBodyLimitWithQueryString(t *testing.T) { forEachDecoder(t, testBodyLimitWithQueryString) }
+
+func testBodyLimitWithQueryString(t *testing.T, dec string) {
+	ts := newTestServer(t, Config{Decoder: dec, MaxBodyBytes: 1024}, nil)
 	addr := ts.serveTCP()
 	big := strings.Repeat(" ", 2<<20)
 	conn, err := net.Dial("tcp", addr)
