@@ -1,18 +1,33 @@
 // Package ingest is orderflow's front door: the fasthttp server for the
 // public API and the admin handler (metrics, pprof, health). fasthttp reads
 // a request within ReadTimeout, MaxHeaderBytes (431) and the route's body
-// limit (413). The handler routes it, then the guard (guard.go) judges it on
-// headers alone, before any body work: per-IP token bucket (429), API key
-// (401), the key's own bucket (429); buckets are local (x/time/rate) or,
-// with Deps.Redis, shared by every instance (redis_rate). The body is
-// gunzipped within the limit, then the request is admitted: its body bytes
+// limit (413). The handler finds the route in the route table (route.go),
+// then the guard (guard.go) judges it on headers alone, before any body
+// work: per-IP token bucket (429), API key (401), the key's own bucket
+// (429); buckets are local (x/time/rate) or, with Deps.Redis, shared by
+// every instance (redis_rate). The body is gunzipped within the limit
+// (request.go), then the request is admitted (admit.go): its body bytes
 // against MaxInflightBodyBytes (503 at once) and an in-flight slot (try,
 // wait at most MaxQueueWait, then 503). It is decoded into a pooled
-// order.Batch, priced against the catalog snapshot, sealed and submitted to
+// order.Batch by the decoder Config.Decoder names (the strict scanner, or
+// jsoniter), priced against the catalog snapshot, sealed and submitted to
 // the pipeline without blocking; the handler waits on the batch's completion
-// until AckTimeout and only then answers: 201/200 after the commit, 409/400
-// as the store decided, 503 with Retry-After when it could not be committed
-// (in time). A panic answers 500 for its request only. statusFor is the one
-// place errors become HTTP statuses. Nothing taken from the RequestCtx
-// outlives the handler: the decoder copies into the batch arena.
+// until AckTimeout (commit.go) and only then answers: 201/200 after the
+// commit, 409/400 as the store decided, 503 with Retry-After when it could
+// not be committed (in time). A panic answers 500 for its request only.
+// Every answer comes from the answer table (answer.go): one pure function
+// per kind of outcome (statusFor for errors, orderAnswer, updateAnswer,
+// refusalAnswer, transportAnswer), shared by the single and bulk endpoints,
+// so a bulk item gets what the single endpoint would answer. Nothing taken
+// from the RequestCtx outlives the handler: the decoder copies into the
+// batch arena.
+//
+// Files: server.go (Server, Deps, New, Serve, Shutdown), route.go (route
+// table, dispatch, transport errors), guard.go and keys.go (authentication
+// and rate limits), request.go (body, Content-Type, id and key checks),
+// admit.go (admission), answer.go (the answer table and its rendering),
+// commit.go (submit and wait), orders.go (POST and GET of one order),
+// status.go (one status change), bulk.go (both bulk endpoints), metrics.go
+// (metric labels, per-route collectors), pool.go (buffer and timer pools),
+// config.go (Config), admin.go (the admin listener).
 package ingest

@@ -243,6 +243,7 @@ func (b *Batch) DecodeOrderJsoniter(body []byte, receivedAt time.Time, idempoten
 		}
 	}
 	err, diverged := st.err, st.diverged
+	iter.ResetBytes(nil) // ReturnIterator keeps buf: a pooled iterator must not pin the body
 	jsonAPI.ReturnIterator(iter)
 	putJSONState(st)
 	if diverged {
