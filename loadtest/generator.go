@@ -207,8 +207,10 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	counts.DroppedByGenerator = r.dropped.Load()
 	counts.AckedIDs = len(res.acked)
 	counts.RefusedIDs = len(res.refused)
-	server, serverErr := usage.server(counts.Orders.Acked)
-	pg, pgErr := usage.postgres(counts.Orders.Acked)
+	// Cost is per acknowledged change: an order, or a status update.
+	changes := counts.Orders.Acked + counts.Updates.Acked
+	server, serverErr := usage.server(changes)
+	pg, pgErr := usage.postgres(changes)
 	rep := &Report{
 		RunID:          cfg.RunID,
 		Started:        started,
@@ -222,7 +224,7 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 		ServerError:    serverErr,
 		Postgres:       pg,
 		PostgresError:  pgErr,
-		Generator:      usage.generator(counts.Orders.Acked),
+		Generator:      usage.generator(changes),
 	}
 	if total.updHist != nil {
 		l := latencyOf(total.updHist)

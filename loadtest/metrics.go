@@ -118,7 +118,8 @@ type ServerUsage struct {
 	// wall second (2.0 = two cores busy).
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUCores   float64 `json:"cpu_cores"`
-	// CPUSecondsPer1000Acked is CPU seconds per 1,000 acknowledged orders.
+	// CPUSecondsPer1000Acked is CPU seconds per 1,000 acknowledged changes
+	// (orders and status updates).
 	CPUSecondsPer1000Acked float64 `json:"cpu_seconds_per_1000_acked"`
 	// AllocBytesPerSecond is the go_memstats_alloc_bytes_total delta per
 	// wall second; AllocBytesPerAcked the same delta per acknowledged order.
@@ -250,7 +251,8 @@ type ProcessUsage struct {
 	WallSeconds float64 `json:"wall_seconds"`
 	CPUSeconds  float64 `json:"cpu_seconds"`
 	CPUCores    float64 `json:"cpu_cores"`
-	// CPUSecondsPer1000Acked is CPU seconds per 1,000 acknowledged orders,
+	// CPUSecondsPer1000Acked is CPU seconds per 1,000 acknowledged changes
+	// (orders and status updates),
 	// comparable with [ServerUsage.CPUSecondsPer1000Acked].
 	CPUSecondsPer1000Acked float64 `json:"cpu_seconds_per_1000_acked"`
 }

@@ -331,11 +331,11 @@ func (s Summary) WriteReport(r *Report) error {
 		fmt.Fprintf(&b, "acked orders per second: min %d max %d over %d full seconds\n", lo, hi, n)
 	}
 	g := r.Generator
-	fmt.Fprintf(&b, "generator: %.2f cores, %.3f CPU s per 1000 acked orders\n", g.CPUCores, g.CPUSecondsPer1000Acked)
+	fmt.Fprintf(&b, "generator: %.2f cores, %.3f CPU s per 1000 acked changes\n", g.CPUCores, g.CPUSecondsPer1000Acked)
 	switch {
 	case r.Server != nil:
 		sv := r.Server
-		fmt.Fprintf(&b, "server: %.2f cores, %.3f CPU s per 1000 acked orders, %.1f MB/s allocated (%.0f B/order), GC pause %.2f%%\n",
+		fmt.Fprintf(&b, "server: %.2f cores, %.3f CPU s per 1000 acked changes, %.1f MB/s allocated (%.0f B/order), GC pause %.2f%%\n",
 			sv.CPUCores, sv.CPUSecondsPer1000Acked, sv.AllocBytesPerSecond/1e6, sv.AllocBytesPerAcked, sv.GCPauseFraction*100)
 		if len(sv.Missing) > 0 {
 			fmt.Fprintf(&b, "server metrics missing: %s\n", strings.Join(sv.Missing, ", "))
@@ -345,7 +345,7 @@ func (s Summary) WriteReport(r *Report) error {
 	}
 	switch {
 	case r.Postgres != nil:
-		fmt.Fprintf(&b, "postgres (pid %d and children): %.2f cores, %.3f CPU s per 1000 acked orders\n",
+		fmt.Fprintf(&b, "postgres (pid %d and children): %.2f cores, %.3f CPU s per 1000 acked changes\n",
 			r.Postgres.PID, r.Postgres.CPUCores, r.Postgres.CPUSecondsPer1000Acked)
 	case r.PostgresError != "":
 		fmt.Fprintf(&b, "postgres cpu: %s\n", r.PostgresError)
