@@ -110,6 +110,10 @@ func (r *Result) AckedIDs() []string { return r.ids(r.acked) }
 // AckedIDs. The slice is the caller's.
 func (r *Result) RefusedIDs() []string { return r.ids(r.refused) }
 
+// AckedNumbers returns the order numbers n (ids lt_<run id>_<n>) of
+// AckedIDs, sorted. The slice is the caller's.
+func (r *Result) AckedNumbers() []uint64 { return slices.Clone(r.acked) }
+
 func (r *Result) ids(ns []uint64) []string {
 	out := make([]string, len(ns))
 	for i, n := range ns {

@@ -120,6 +120,28 @@ func ReconcileRun(ctx context.Context, b Backend, res *Result) (*ReconcileResult
 	return reconcile(ctx, b, res.AckedIDs(), res.RefusedIDs(), res.StateChecks())
 }
 
+// ReconcileStore checks a finished run against PostgreSQL only: lost,
+// duplicated and phantom orders and, for ScenarioMix and ScenarioStatus,
+// final states. The topic fields stay zero, for a caller that reads the
+// topic itself (a soak consumes it while it runs).
+func ReconcileStore(ctx context.Context, databaseURL string, res *Result) (*ReconcileResult, error) {
+	acked, refused := map[string]struct{}{}, map[string]struct{}{}
+	for _, id := range res.AckedIDs() {
+		acked[id] = struct{}{}
+	}
+	for _, id := range res.RefusedIDs() {
+		if _, ok := acked[id]; !ok {
+			refused[id] = struct{}{}
+		}
+	}
+	states := res.StateChecks()
+	out := &ReconcileResult{Acked: len(acked), Refused: len(res.refused), StateChecked: len(states)}
+	if err := reconcileDB(ctx, databaseURL, sortedKeys(acked), sortedKeys(refused), states, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Reconcile checks a finished run against PostgreSQL and the topic:
 //   - every acked id is in orders exactly once;
 //   - no id that was refused (4xx, 429, 503) and never acknowledged is in
@@ -268,14 +290,9 @@ func reconcileTopic(ctx context.Context, brokers []string, topic string, want ma
 	if len(brokers) == 0 || topic == "" {
 		return fmt.Errorf("reconcile: no kafka brokers or topic given")
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)
+	cl, err := NewTopicReader(brokers, topic)
 	if err != nil {
-		return fmt.Errorf("reconcile: kafka client: %w", err)
+		return fmt.Errorf("reconcile: %w", err)
 	}
 	defer cl.Close()
 
@@ -334,6 +351,21 @@ func reconcileTopic(ctx context.Context, brokers []string, topic string, want ma
 		res.TopicError = ""
 	}
 	return nil
+}
+
+// NewTopicReader returns a Kafka client that consumes topic from its first
+// offset, without a consumer group, as reconciliation reads it.
+func NewTopicReader(brokers []string, topic string) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return cl, nil
 }
 
 // ceID returns a record's ce_id header, "" when it has none.

@@ -404,7 +404,11 @@ func formatStatus(m map[string]int64) string {
 	return strings.Join(parts, " ")
 }
 
-// micros formats a microsecond count for people: 850µs, 12.3ms, 1.20s.
+// FormatMicros formats a microsecond count for people: 850µs, 12.3ms,
+// 1.20s.
+func FormatMicros(us int64) string { return micros(us) }
+
+// micros is FormatMicros.
 func micros(us int64) string {
 	switch {
 	case us < 1000:
