@@ -15,7 +15,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 export DATABASE_URL ?= postgres://127.0.0.1:5432/orderflow?sslmode=disable
 
-.PHONY: help fmt vet lint test test-race test-integration smoke fuzz bench benchstat build run db redis loadtest profile profile-cpu profile-heap profile-allocs check chaos
+.PHONY: help fmt vet lint test test-race test-integration smoke fuzz bench benchstat build run db redis loadtest soak profile profile-cpu profile-heap profile-allocs check chaos
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ lint: ## gofmt check + go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKG)
 
-test: db redis ## database and Redis set-up, go vet, then every test with -race (integration tests and the 10 s load-test smoke included; a dead database fails them)
+test: db redis ## database and Redis set-up, go vet, then every test with -race (integration tests, the 10 s load-test smoke and the 60 s soak included; a dead database fails them)
 	$(GO) vet $(PKG)
 	$(GO) test -race -count=1 -timeout 8m $(PKG)
 
@@ -61,9 +61,10 @@ bench: db ## micro-benchmarks of engine/ (BENCH, COUNT, BENCHTIME, BENCHPKG=./be
 benchstat: ## compare two bench outputs: make benchstat OLD=a.txt NEW=b.txt
 	$(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da $(OLD) $(NEW)
 
-build: ## build bin/orderflow, bin/loadtest and bin/benchtargets (the naive baseline and no-op servers)
+build: ## build bin/orderflow, bin/loadtest, bin/soak and bin/benchtargets (the naive baseline, no-op and broker)
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/orderflow ./cmd/orderflow
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/loadtest ./cmd/loadtest
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/soak ./cmd/soak
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/benchtargets ./cmd/benchtargets
 
 run: db build ## local PostgreSQL + demo catalog + server with the embedded broker
@@ -78,6 +79,13 @@ run: db build ## local PostgreSQL + demo catalog + server with the embedded brok
 
 loadtest: db build ## orderflow vs naive baseline vs no-op, reconciled, JSON + PNG charts in loadtest/out/ (DURATION= CONNS= SCENARIO= SWEEP=)
 	DURATION=$(DURATION) CONNS=$(CONNS) SCENARIO=$(SCENARIO) bash scripts/loadtest.sh
+
+# make soak: DURATION defaults to 30m here (10s is the load test's default).
+SOAK_DURATION = $(if $(filter file,$(origin DURATION)),30m,$(DURATION))
+SHARE ?= 0.7
+AUTOVACUUM ?= on
+soak: db build ## open loop at SHARE (0.7) of the measured max for DURATION (30m), private PostgreSQL (AUTOVACUUM=on|off), broker in its own process; samples every minute, charts, reconciliation, targets (RATE= skips the max; SOAK_ARGS= more flags)
+	./bin/soak -duration $(SOAK_DURATION) -share $(SHARE) -autovacuum $(AUTOVACUUM) $(if $(RATE),-rate $(RATE)) $(SOAK_ARGS)
 
 profile: db build ## load a fresh server and capture CPU, heap, allocs, mutex, block, trace + SVGs into pprof/out/ (TARGET= SCENARIO=)
 	CONNS=$(CONNS) SCENARIO=$(SCENARIO) bash scripts/profile.sh

@@ -221,3 +221,47 @@ func sweepThroughputChart(s *Suite) (*plot.Plot, error) {
 	p.Y.Min, p.X.Min = 0, 0
 	return p, nil
 }
+
+// Line is one named series of a [WriteLineChart] chart; X and Y have the
+// same length.
+type Line struct {
+	Name   string
+	X, Y   []float64
+	Dashed bool
+}
+
+// WriteLineChart writes a PNG line chart of lines to path, in the style of
+// the other charts; with logY the Y axis is logarithmic and values ≤ 0 are
+// left out. Lines without points are skipped.
+func WriteLineChart(path, title, xLabel, yLabel string, logScale bool, lines []Line) error {
+	p := newPlot(title, xLabel, yLabel)
+	if logScale {
+		logY(p)
+	}
+	for i, l := range lines {
+		var pts plotter.XYs
+		for j := range min(len(l.X), len(l.Y)) {
+			if logScale && l.Y[j] <= 0 {
+				continue
+			}
+			pts = append(pts, plotter.XY{X: l.X[j], Y: l.Y[j]})
+		}
+		dash := 0
+		if l.Dashed {
+			dash = 1
+		}
+		if err := addLine(p, l.Name, pts, i, dash); err != nil {
+			return fmt.Errorf("chart %s: %w", path, err)
+		}
+	}
+	if !logScale {
+		p.Y.Min = 0
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("chart %s: %w", path, err)
+	}
+	if err := p.Save(chartW, chartH, path); err != nil {
+		return fmt.Errorf("chart %s: %w", path, err)
+	}
+	return nil
+}

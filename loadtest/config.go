@@ -37,14 +37,40 @@ const (
 	// MixStatuses with POST /v1/orders/{id}/status, one request per change:
 	// a third of the requests are creates, two thirds status updates.
 	ScenarioMix = "mix"
+	// ScenarioStatus measures status changes alone: before the clock
+	// starts it creates StatusOrders orders with POST /v1/order-batches,
+	// then every request is a POST /v1/orders/{id}/status moving one of
+	// them along StatusChain. A worker that runs out of prepared orders
+	// creates new ones (they show in the order counts).
+	ScenarioStatus = "status"
 )
 
 // Scenarios lists every scenario, for flag help and validation.
-var Scenarios = []string{ScenarioOrders, ScenarioDuplicates, ScenarioBatches, ScenarioMix}
+var Scenarios = []string{ScenarioOrders, ScenarioDuplicates, ScenarioBatches, ScenarioMix, ScenarioStatus}
 
 // MixStatuses are the status changes ScenarioMix applies, in order, to each
 // order it created: versions 2 and 3.
 var MixStatuses = []string{"paid", "assembling"}
+
+// StatusChain are the status changes ScenarioStatus applies, in order, to
+// each order: versions 2 to 5.
+var StatusChain = []string{"paid", "assembling", "delivering", "delivered"}
+
+// statusesOf returns the status changes a scenario applies to each order,
+// nil when it applies none.
+func statusesOf(scenario string) []string {
+	switch scenario {
+	case ScenarioMix:
+		return MixStatuses
+	case ScenarioStatus:
+		return StatusChain
+	}
+	return nil
+}
+
+// prepareBatch is how many orders one bulk request of ScenarioStatus's
+// preparation carries.
+const prepareBatch = 1000
 
 // MaxBatchSize is the API's limit of orders per bulk request.
 const MaxBatchSize = 10_000
@@ -101,6 +127,10 @@ type Config struct {
 	// BatchSize is the number of orders per request in ScenarioBatches,
 	// 1–MaxBatchSize. Default: 100; ignored by the other scenarios.
 	BatchSize int
+	// StatusOrders is how many orders ScenarioStatus creates before
+	// measuring. Default: 20,000 (80,000 status changes); ignored by the
+	// other scenarios.
+	StatusOrders int
 	// Name labels the target in reports and charts ("orderflow",
 	// "baseline"); it does not change what is sent. Default: "".
 	Name string
@@ -112,6 +142,15 @@ type Config struct {
 	// RunID makes this run's order ids unique: ids are lt_<RunID>_<n>.
 	// 1–40 of A-Z a-z 0-9 _ - . :. Default: UTC time plus random hex.
 	RunID string
+	// Window, when set, adds Report.Windows: counts and latencies (p50,
+	// p99, p99.9 at 3 significant figures) per Window of the measured
+	// window, and lets [Result.LatencyBetween] merge them. Default: 0 (off).
+	Window time.Duration
+	// PostgresPID is the PostgreSQL postmaster's process id (see
+	// [FindPostmaster]); when set, the CPU time of the postmaster and its
+	// children (from /proc) over the measured window is reported beside
+	// the server's. Default: 0 (off).
+	PostgresPID int
 	// Admin is the server's admin base URL; when set, /metrics is scraped
 	// when measuring starts and ends to report the server's CPU, allocation
 	// and GC cost. A failed scrape is reported, not fatal. Default: "" (off).
@@ -146,6 +185,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 100
+	}
+	if c.StatusOrders == 0 && c.Scenario == ScenarioStatus {
+		c.StatusOrders = 20_000
 	}
 	if len(c.SKUs) == 0 {
 		c.SKUs = append([]string(nil), DefaultSKUs...)
@@ -195,6 +237,12 @@ func (c Config) Validate() error {
 	if c.Duration <= 0 || c.Warmup < 0 {
 		return fmt.Errorf("duration %v, warmup %v: want duration > 0 and warmup >= 0", c.Duration, c.Warmup)
 	}
+	if c.PostgresPID < 0 {
+		return fmt.Errorf("postgres pid %d: want 0 (off) or a process id", c.PostgresPID)
+	}
+	if c.Window < 0 || c.Window > 0 && c.Window < time.Second {
+		return fmt.Errorf("window %v: want 0 (off) or at least 1s", c.Window)
+	}
 	if c.MaxRequests < 0 {
 		return fmt.Errorf("max requests %d: want >= 0", c.MaxRequests)
 	}
@@ -206,6 +254,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
 		return fmt.Errorf("batch size %d: want 1–%d (the API's limit)", c.BatchSize, MaxBatchSize)
+	}
+	if c.StatusOrders < 0 {
+		return fmt.Errorf("status orders %d: want >= 0", c.StatusOrders)
 	}
 	if c.Items < 1 || c.Items > 100 {
 		return fmt.Errorf("items %d: want 1–100 (the API's limit)", c.Items)
@@ -270,6 +321,8 @@ type configJSON struct {
 	SKUs           []string `json:"skus"`
 	RunID          string   `json:"run_id"`
 	Admin          string   `json:"admin,omitempty"`
+	Window         string   `json:"window,omitempty"`
+	StatusOrders   int      `json:"status_orders,omitempty"`
 }
 
 // MarshalJSON writes durations as Go duration strings.
@@ -278,8 +331,17 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		Target: c.Target, Mode: c.Mode, Conns: c.Conns, Rate: c.Rate, MaxInFlight: c.MaxInFlight,
 		Duration: c.Duration.String(), Warmup: c.Warmup.String(), MaxRequests: c.MaxRequests,
 		RequestTimeout: c.RequestTimeout.String(), Scenario: c.Scenario, BatchSize: c.batchSizeJSON(), Name: c.Name, Items: c.Items,
-		SKUs: c.SKUs, RunID: c.RunID, Admin: c.Admin,
+		SKUs: c.SKUs, RunID: c.RunID, Admin: c.Admin, Window: durationOrEmpty(c.Window),
+		StatusOrders: c.StatusOrders,
 	})
+}
+
+// durationOrEmpty is d as a Go duration string, "" for 0.
+func durationOrEmpty(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // batchSizeJSON is BatchSize where it applies, else 0 (left out).
@@ -296,8 +358,8 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	var durs [3]time.Duration
-	for i, s := range []string{j.Duration, j.Warmup, j.RequestTimeout} {
+	var durs [4]time.Duration
+	for i, s := range []string{j.Duration, j.Warmup, j.RequestTimeout, j.Window} {
 		if s == "" {
 			continue
 		}
@@ -311,6 +373,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		Target: j.Target, Mode: j.Mode, Conns: j.Conns, Rate: j.Rate, MaxInFlight: j.MaxInFlight,
 		Duration: durs[0], Warmup: durs[1], MaxRequests: j.MaxRequests, RequestTimeout: durs[2],
 		Scenario: j.Scenario, BatchSize: j.BatchSize, Name: j.Name, Items: j.Items, SKUs: j.SKUs, RunID: j.RunID, Admin: j.Admin,
+		Window: durs[3], StatusOrders: j.StatusOrders,
 	}
 	return nil
 }

@@ -17,9 +17,15 @@
 //     nothing stored) and unknown (transport errors, timeouts, other 5xx).
 //   - Acknowledged orders per second, overall and as a per-second series.
 //   - Optionally the server's cost from its admin /metrics: CPU seconds per
-//     1,000 acknowledged orders, bytes allocated per second and per order,
-//     and the share of wall time in GC pauses; plus the generator's own CPU,
-//     because on one box it competes with the server.
+//     1,000 acknowledged changes (orders and status updates), bytes
+//     allocated per second and per change, and the share of wall time in GC
+//     pauses; plus the generator's own CPU, because on one box it competes
+//     with the server.
+//   - Optionally PostgreSQL's CPU per 1,000 acknowledged changes: the
+//     postmaster and all its children, from /proc ([FindPostmaster],
+//     [ProcessTreeCPU]), when the server runs on this machine.
+//   - Optionally (Config.Window) counts and p50/p99/p99.9 per window, for
+//     soaks that compare the first minutes with the last.
 //
 // # Closed and open loop
 //
@@ -45,6 +51,8 @@
 // refusal. [Reconcile] then reports lost (acknowledged, not in orders),
 // duplicated (in orders twice), phantom (in orders but only ever refused) and
 // unpublished (acknowledged, no order.created event with ce_id <id>/1 on the
-// topic within a timeout) orders. Ids whose fate is unknown (timeouts) are
-// checked by neither side.
+// topic within a timeout) orders, and counts repeated events: records whose
+// ce_id was already read (delivery is at least once, so they are reported,
+// not failed). Ids whose fate is unknown (timeouts) are checked by neither
+// side.
 package loadtest

@@ -81,9 +81,22 @@ type Result struct {
 	acked, refused []uint64
 	// states are the mix scenario's expected final states.
 	states []StateCheck
+	// windows are the per-Config.Window histograms; nil when Window is 0.
+	windows *series
 }
 
-// StateChecks returns, for ScenarioMix, the state every order that got a
+// LatencyBetween is the latency of the 2xx answers that arrived in the
+// windows (Config.Window) starting in [from, to) of the measured window,
+// merged at 3 significant figures: for instance the first and the last
+// five minutes of a soak. It is empty when Window is 0.
+func (r *Result) LatencyBetween(from, to time.Duration) Latency {
+	if r.windows == nil {
+		return Latency{}
+	}
+	return r.windows.latencyBetween(from, to)
+}
+
+// StateChecks returns, for ScenarioMix and ScenarioStatus, the state every order that got a
 // status update must end in; nil for the other scenarios. The slice is the
 // caller's.
 func (r *Result) StateChecks() []StateCheck { return r.states }
@@ -96,6 +109,10 @@ func (r *Result) AckedIDs() []string { return r.ids(r.acked) }
 // least once, warmup included. An id resent after a refusal may also be in
 // AckedIDs. The slice is the caller's.
 func (r *Result) RefusedIDs() []string { return r.ids(r.refused) }
+
+// AckedNumbers returns the order numbers n (ids lt_<run id>_<n>) of
+// AckedIDs, sorted. The slice is the caller's.
+func (r *Result) AckedNumbers() []uint64 { return slices.Clone(r.acked) }
 
 func (r *Result) ids(ns []uint64) []string {
 	out := make([]string, len(ns))
@@ -115,6 +132,18 @@ type run struct {
 	sent        atomic.Int64  // requests started, for MaxRequests
 	dropped     atomic.Int64  // measured open-loop requests not sent: MaxInFlight reached
 	series      series
+	windows     *series      // per Config.Window; nil when it is 0
+	prepared    []uint64     // ScenarioStatus: acknowledged prepared orders
+	taken       atomic.Int64 // ScenarioStatus: prepared orders handed out
+}
+
+// observe records a measured answer in the per-second series and, when
+// windows are kept, in its window.
+func (r *run) observe(at time.Duration, status int, lat time.Duration, orders, updates int64) {
+	r.series.observe(at, status, lat, orders, updates)
+	if r.windows != nil {
+		r.windows.observe(at, status, lat, orders, updates)
+	}
 }
 
 // Run sends load until Warmup+Duration has passed, MaxRequests were sent or
@@ -125,11 +154,19 @@ type run struct {
 func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	cfg := g.cfg
 	r := &run{g: g, measureFrom: cfg.Warmup, end: cfg.Warmup + cfg.Duration}
+	if cfg.Window > 0 {
+		r.windows = &series{width: cfg.Window, sigFigs: histSigFigs}
+	}
+	var prep *recorder
+	if cfg.Scenario == ScenarioStatus {
+		prep = newRecorder()
+		r.prepare(ctx, prep)
+	}
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, r.end)
 	defer cancel()
 
-	var usage usageProbe
+	usage := usageProbe{pgPID: cfg.PostgresPID}
 	var probes sync.WaitGroup
 	r.start = time.Now()
 	started := time.Now().UTC()
@@ -148,13 +185,16 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	}
 
 	var recs []*recorder
+	if prep != nil {
+		recs = append(recs, prep)
+	}
 	if cfg.Mode == ModeOpen {
 		// The schedule ends itself at r.end; only the caller cancels it
 		// early, so requests due just before the end are sent even when
 		// the scheduler runs late.
-		recs = r.openLoop(parent)
+		recs = append(recs, r.openLoop(parent)...)
 	} else {
-		recs = r.closedLoop(ctx)
+		recs = append(recs, r.closedLoop(ctx)...)
 	}
 	elapsed := time.Since(r.start) - r.measureFrom
 	probes.Wait()
@@ -166,12 +206,15 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 		total.merge(o)
 	}
 	res := &Result{runID: cfg.RunID, acked: uniqueSorted(total.acked), refused: uniqueSorted(total.refused),
-		states: stateChecks(cfg.RunID, total.states)}
+		states: stateChecksOf(cfg.RunID, total.states, statusesOf(cfg.Scenario)), windows: r.windows}
 	counts := total.counts()
 	counts.DroppedByGenerator = r.dropped.Load()
 	counts.AckedIDs = len(res.acked)
 	counts.RefusedIDs = len(res.refused)
-	server, serverErr := usage.server(counts.Orders.Acked)
+	// Cost is per acknowledged change: an order, or a status update.
+	changes := counts.Orders.Acked + counts.Updates.Acked
+	server, serverErr := usage.server(changes)
+	pg, pgErr := usage.postgres(changes)
 	rep := &Report{
 		RunID:          cfg.RunID,
 		Started:        started,
@@ -180,9 +223,12 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 		Counts:         counts,
 		Latency:        latencyOf(total.hist),
 		Series:         r.series.points(elapsed),
+		Windows:        r.windows.pointsOrNil(elapsed),
 		Server:         server,
 		ServerError:    serverErr,
-		Generator:      usage.generator(counts.Orders.Acked),
+		Postgres:       pg,
+		PostgresError:  pgErr,
+		Generator:      usage.generator(changes),
 	}
 	if total.updHist != nil {
 		l := latencyOf(total.updHist)
@@ -356,6 +402,17 @@ func (w *worker) do(at time.Duration) {
 	switch w.r.g.cfg.Scenario {
 	case ScenarioBatches:
 		w.doBatch(at)
+	case ScenarioStatus:
+		if w.mixN == 0 {
+			if i := w.r.taken.Add(1); i <= int64(len(w.r.prepared)) {
+				w.mixN, w.mixStep = w.r.prepared[i-1], 0
+			}
+		}
+		if w.mixN != 0 {
+			w.doUpdate(at)
+		} else {
+			w.doOrder(at)
+		}
 	case ScenarioMix:
 		if w.mixN != 0 {
 			w.doUpdate(at)
@@ -417,12 +474,12 @@ func (w *worker) doOrder(at time.Duration) {
 	measured := at >= r.measureFrom
 	w.rec.observe(n, status, oc, dup, measured, lat)
 	if measured {
-		r.series.observe(done-r.measureFrom, status, lat, b2i(oc == outcomeAcked), 0)
+		r.observe(done-r.measureFrom, status, lat, b2i(oc == outcomeAcked), 0)
 	}
 	if !dup && oc == outcomeAcked {
 		w.recent[w.nRecent%recentSize] = n
 		w.nRecent++
-		if g.cfg.Scenario == ScenarioMix {
+		if g.cfg.Scenario == ScenarioMix || g.cfg.Scenario == ScenarioStatus {
 			w.mixN, w.mixStep = n, 0
 		}
 	}
@@ -431,9 +488,16 @@ func (w *worker) doOrder(at time.Duration) {
 // doBatch sends BatchSize new orders in one NDJSON bulk request and records
 // each item's own result.
 func (w *worker) doBatch(at time.Duration) {
+	size := w.r.g.cfg.BatchSize
+	first := w.r.next.Add(uint64(size)) - uint64(size) + 1
+	w.sendBatch(at, first, size)
+}
+
+// sendBatch sends orders first…first+size-1 in one NDJSON bulk request
+// scheduled at at, records each item's own result and leaves each item's
+// outcome in w.itemOC.
+func (w *worker) sendBatch(at time.Duration, first uint64, size int) {
 	r, g := w.r, w.r.g
-	size := g.cfg.BatchSize
-	first := r.next.Add(uint64(size)) - uint64(size) + 1
 	req := w.newRequest(pathOrderBatches, contentTypeNDJSON)
 	w.body = w.body[:0]
 	for i := range size {
@@ -466,7 +530,7 @@ func (w *worker) doBatch(at time.Duration) {
 	measured := at >= r.measureFrom
 	w.rec.observeBatch(first, status, oc, w.items, w.itemOC, measured, lat)
 	if measured {
-		r.series.observe(done-r.measureFrom, status, lat, acked, 0)
+		r.observe(done-r.measureFrom, status, lat, acked, 0)
 	}
 }
 
@@ -480,7 +544,8 @@ func (w *worker) doUpdate(at time.Duration) {
 	w.uri = appendOrderID(w.uri, g.cfg.RunID, n)
 	w.uri = append(w.uri, "/status"...)
 	req := w.newRequest(w.uri, contentTypeJSON)
-	w.body = append(append(append(w.body[:0], `{"status":"`...), MixStatuses[step]...), `"}`...)
+	statuses := statusesOf(g.cfg.Scenario)
+	w.body = append(append(append(w.body[:0], `{"status":"`...), statuses[step]...), `"}`...)
 	req.SetBodyRaw(w.body)
 
 	status, oc, done, lat := w.send(at)
@@ -491,12 +556,38 @@ func (w *worker) doUpdate(at time.Duration) {
 	measured := at >= r.measureFrom
 	w.rec.observeUpdate(n, step, status, oc, version, measured, lat)
 	if measured {
-		r.series.observe(done-r.measureFrom, status, lat, 0, b2i(oc == outcomeAcked))
+		r.observe(done-r.measureFrom, status, lat, 0, b2i(oc == outcomeAcked))
 	}
-	if oc == outcomeAcked && step+1 < len(MixStatuses) {
+	if oc == outcomeAcked && step+1 < len(statuses) {
 		w.mixStep++
 	} else {
 		w.mixN = 0
+	}
+}
+
+// prepare creates ScenarioStatus's StatusOrders orders (numbers 1…N) in
+// bulk requests of prepareBatch before the clock starts, recording them in
+// rec as warmup (reconciled, not measured), and keeps the acknowledged
+// ones for the workers. Run calls it before its clock starts.
+func (r *run) prepare(ctx context.Context, rec *recorder) {
+	n := r.g.cfg.StatusOrders
+	if n == 0 {
+		return
+	}
+	w := r.newWorker(rec, r.g.newHostClient(1), true, 0)
+	defer w.close()
+	save := r.measureFrom
+	r.measureFrom = time.Duration(1<<63 - 1) // nothing here is measured
+	defer func() { r.measureFrom = save }()
+	for done := 0; done < n && ctx.Err() == nil; done += prepareBatch {
+		size := min(prepareBatch, n-done)
+		first := r.next.Add(uint64(size)) - uint64(size) + 1
+		w.sendBatch(0, first, size)
+		for i, oc := range w.itemOC[:size] {
+			if oc == outcomeAcked {
+				r.prepared = append(r.prepared, first+uint64(i))
+			}
+		}
 	}
 }
 

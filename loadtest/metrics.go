@@ -118,7 +118,8 @@ type ServerUsage struct {
 	// wall second (2.0 = two cores busy).
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUCores   float64 `json:"cpu_cores"`
-	// CPUSecondsPer1000Acked is CPU seconds per 1,000 acknowledged orders.
+	// CPUSecondsPer1000Acked is CPU seconds per 1,000 acknowledged changes
+	// (orders and status updates).
 	CPUSecondsPer1000Acked float64 `json:"cpu_seconds_per_1000_acked"`
 	// AllocBytesPerSecond is the go_memstats_alloc_bytes_total delta per
 	// wall second; AllocBytesPerAcked the same delta per acknowledged order.
@@ -188,10 +189,16 @@ type usageProbe struct {
 	before, after Metrics
 	err           error // why there is no server usage
 	wall, cpu     time.Duration
+	pgPID         int
+	pg0, pg       time.Duration // postgres CPU at begin, then used over the window
+	pgErr         error         // why there is no postgres usage
 }
 
 func (u *usageProbe) begin(ctx context.Context, admin string) {
 	u.began, u.t0, u.cpu0 = true, time.Now(), processCPU()
+	if u.pgPID > 0 {
+		u.pg0, u.pgErr = ProcessTreeCPU(u.pgPID)
+	}
 	if admin != "" {
 		u.before, u.err = ScrapeMetrics(ctx, admin)
 	}
@@ -202,6 +209,11 @@ func (u *usageProbe) end(ctx context.Context, admin string) {
 		return
 	}
 	u.wall, u.cpu = time.Since(u.t0), processCPU()-u.cpu0
+	if u.pgPID > 0 && u.pgErr == nil {
+		var pg time.Duration
+		pg, u.pgErr = ProcessTreeCPU(u.pgPID)
+		u.pg = pg - u.pg0
+	}
 	if admin != "" && u.err == nil {
 		u.after, u.err = ScrapeMetrics(ctx, admin)
 	}
@@ -217,6 +229,45 @@ func (u *usageProbe) server(acked int64) (*ServerUsage, string) {
 		return nil, ""
 	}
 	return NewServerUsage(u.before, u.after, u.wall, acked), ""
+}
+
+// postgres returns PostgreSQL's CPU cost over the window, or why there is
+// none: (nil, "") when no postmaster was given or the run ended during
+// warmup.
+func (u *usageProbe) postgres(acked int64) (*ProcessUsage, string) {
+	switch {
+	case u.pgPID == 0 || !u.began:
+		return nil, ""
+	case u.pgErr != nil:
+		return nil, u.pgErr.Error()
+	}
+	return NewProcessUsage(u.pgPID, u.pg, u.wall, acked), ""
+}
+
+// ProcessUsage is the CPU a process (with its children) used over the
+// measured window, read from /proc: PostgreSQL's postmaster and backends.
+type ProcessUsage struct {
+	PID         int     `json:"pid"`
+	WallSeconds float64 `json:"wall_seconds"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	CPUCores    float64 `json:"cpu_cores"`
+	// CPUSecondsPer1000Acked is CPU seconds per 1,000 acknowledged changes
+	// (orders and status updates),
+	// comparable with [ServerUsage.CPUSecondsPer1000Acked].
+	CPUSecondsPer1000Acked float64 `json:"cpu_seconds_per_1000_acked"`
+}
+
+// NewProcessUsage computes usage from cpu used over wall while acked orders
+// were acknowledged.
+func NewProcessUsage(pid int, cpu, wall time.Duration, acked int64) *ProcessUsage {
+	u := &ProcessUsage{PID: pid, WallSeconds: wall.Seconds(), CPUSeconds: cpu.Seconds()}
+	if u.WallSeconds > 0 {
+		u.CPUCores = u.CPUSeconds / u.WallSeconds
+	}
+	if acked > 0 {
+		u.CPUSecondsPer1000Acked = u.CPUSeconds * 1000 / float64(acked)
+	}
+	return u
 }
 
 // generator returns the load generator's own CPU cost.

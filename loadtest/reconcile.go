@@ -58,6 +58,14 @@ type ReconcileResult struct {
 	Unpublished []string `json:"unpublished,omitempty"`
 	// WrongState lists "<id>: want <status>/<version>, got <status>/<version>".
 	WrongState []string `json:"wrong_state,omitempty"`
+	// RepeatedCount is how many records on the topic repeat an event
+	// already read (same ce_id) among the events checked: delivery is at
+	// least once, so repeats are not a failure, but every one is a record
+	// downstream consumers read and drop. Repeated lists up to
+	// ReconcileExamples of their ce_ids (an id repeated twice is listed
+	// twice).
+	RepeatedCount int      `json:"repeated_count"`
+	Repeated      []string `json:"repeated,omitempty"`
 	// TopicRecords is how many records were read from the topic.
 	TopicRecords int64 `json:"topic_records"`
 	// TopicError is the last fetch error seen while events were missing.
@@ -110,6 +118,28 @@ type Backend struct {
 // version and the <id>/<v> event of every acknowledged status change.
 func ReconcileRun(ctx context.Context, b Backend, res *Result) (*ReconcileResult, error) {
 	return reconcile(ctx, b, res.AckedIDs(), res.RefusedIDs(), res.StateChecks())
+}
+
+// ReconcileStore checks a finished run against PostgreSQL only: lost,
+// duplicated and phantom orders and, for ScenarioMix and ScenarioStatus,
+// final states. The topic fields stay zero, for a caller that reads the
+// topic itself (a soak consumes it while it runs).
+func ReconcileStore(ctx context.Context, databaseURL string, res *Result) (*ReconcileResult, error) {
+	acked, refused := map[string]struct{}{}, map[string]struct{}{}
+	for _, id := range res.AckedIDs() {
+		acked[id] = struct{}{}
+	}
+	for _, id := range res.RefusedIDs() {
+		if _, ok := acked[id]; !ok {
+			refused[id] = struct{}{}
+		}
+	}
+	states := res.StateChecks()
+	out := &ReconcileResult{Acked: len(acked), Refused: len(res.refused), StateChecked: len(states)}
+	if err := reconcileDB(ctx, databaseURL, sortedKeys(acked), sortedKeys(refused), states, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Reconcile checks a finished run against PostgreSQL and the topic:
@@ -247,8 +277,12 @@ func reconcileDB(ctx context.Context, databaseURL string, acked, refusedOnly []s
 	return nil
 }
 
-// reconcileTopic fills in unpublished events: the ce_ids in want that are
-// not on the topic within timeout. It deletes what it finds from want.
+// reconcileTopic fills in unpublished and repeated events: the ce_ids in
+// want that are not on the topic within timeout, and the records beyond the
+// first of each ce_id in want. It reads from the start until every wanted
+// event is seen and every partition it read is read up to the end offset
+// its last fetch reported, so repeats published before that are counted.
+// It deletes what it finds from want.
 func reconcileTopic(ctx context.Context, brokers []string, topic string, want map[string]struct{}, timeout time.Duration, res *ReconcileResult) error {
 	if len(want) == 0 {
 		return nil
@@ -256,14 +290,9 @@ func reconcileTopic(ctx context.Context, brokers []string, topic string, want ma
 	if len(brokers) == 0 || topic == "" {
 		return fmt.Errorf("reconcile: no kafka brokers or topic given")
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)
+	cl, err := NewTopicReader(brokers, topic)
 	if err != nil {
-		return fmt.Errorf("reconcile: kafka client: %w", err)
+		return fmt.Errorf("reconcile: %w", err)
 	}
 	defer cl.Close()
 
@@ -272,18 +301,38 @@ func reconcileTopic(ctx context.Context, brokers []string, topic string, want ma
 	if err := cl.Ping(pctx); err != nil {
 		return fmt.Errorf("reconcile: reach kafka brokers %v: %w", brokers, err)
 	}
-	for len(want) > 0 && pctx.Err() == nil {
+	seen := make(map[string]struct{}, len(want))
+	var repeated []string
+	next, end := map[int32]int64{}, map[int32]int64{} // per partition: next offset to read, end offset
+	caughtUp := func() bool {
+		for p, e := range end {
+			if next[p] < e {
+				return false
+			}
+		}
+		return true
+	}
+	for (len(want) > 0 || !caughtUp()) && pctx.Err() == nil {
 		fetches := cl.PollFetches(pctx)
 		fetches.EachError(func(_ string, _ int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				res.TopicError = err.Error()
 			}
 		})
-		fetches.EachRecord(func(r *kgo.Record) {
-			res.TopicRecords++
-			for _, h := range r.Headers {
-				if h.Key == "ce_id" {
-					delete(want, string(h.Value))
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			end[p.Partition] = max(end[p.Partition], p.HighWatermark)
+			for _, r := range p.Records {
+				next[p.Partition] = max(next[p.Partition], r.Offset+1)
+				res.TopicRecords++
+				id := ceID(r)
+				if _, ok := want[id]; ok {
+					delete(want, id)
+					seen[id] = struct{}{}
+				} else if _, ok := seen[id]; ok {
+					res.RepeatedCount++
+					if len(repeated) < ReconcileExamples {
+						repeated = append(repeated, id)
+					}
 				}
 			}
 		})
@@ -291,6 +340,7 @@ func reconcileTopic(ctx context.Context, brokers []string, topic string, want ma
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("reconcile: read topic %s: %w", topic, err)
 	}
+	res.Repeated = examples(repeated)
 	unpublished := make([]string, 0, len(want))
 	for k := range want {
 		unpublished = append(unpublished, strings.TrimSuffix(k, "/1"))
@@ -301,6 +351,31 @@ func reconcileTopic(ctx context.Context, brokers []string, topic string, want ma
 		res.TopicError = ""
 	}
 	return nil
+}
+
+// NewTopicReader returns a Kafka client that consumes topic from its first
+// offset, without a consumer group, as reconciliation reads it.
+func NewTopicReader(brokers []string, topic string) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return cl, nil
+}
+
+// ceID returns a record's ce_id header, "" when it has none.
+func ceID(r *kgo.Record) string {
+	for _, h := range r.Headers {
+		if h.Key == "ce_id" {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 func sortedKeys(m map[string]struct{}) []string {

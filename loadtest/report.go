@@ -33,10 +33,19 @@ type Report struct {
 	UpdateLatency *Latency `json:"update_latency,omitempty"`
 	// Series has one point per second of the measured window.
 	Series []Second `json:"series"`
+	// Windows has one point per Config.Window of the measured window (T is
+	// its start in seconds, SpanSeconds its length), latencies at 3
+	// significant figures; empty when Window is 0.
+	Windows []Second `json:"windows,omitempty"`
 	// Server is the server's cost from its /metrics; nil when not scraped,
 	// with ServerError saying why when a scrape failed.
 	Server      *ServerUsage `json:"server,omitempty"`
 	ServerError string       `json:"server_error,omitempty"`
+	// Postgres is the CPU PostgreSQL's processes used (Config.PostgresPID);
+	// nil when not measured, with PostgresError saying why when /proc could
+	// not be read.
+	Postgres      *ProcessUsage `json:"postgres,omitempty"`
+	PostgresError string        `json:"postgres_error,omitempty"`
 	// Generator is the load generator's own cost over the measured window.
 	Generator GeneratorUsage `json:"generator"`
 	// Reconcile is nil when reconciliation did not run.
@@ -189,7 +198,8 @@ type Quantile struct {
 	Micros     int64   `json:"us"`
 }
 
-// Second is one second of the measured window, by the time answers arrived.
+// Second is one second (or, in Report.Windows, one window) of the measured
+// window, by the time answers arrived.
 type Second struct {
 	// T is seconds since measuring started.
 	T int `json:"t"`
@@ -205,9 +215,10 @@ type Second struct {
 	// Errors are answers that were not 2xx, transport errors included.
 	Errors int64 `json:"errors"`
 	// Latencies of this second's 2xx answers (2 significant figures).
-	P50Micros int64 `json:"p50_us"`
-	P99Micros int64 `json:"p99_us"`
-	MaxMicros int64 `json:"max_us"`
+	P50Micros  int64 `json:"p50_us"`
+	P99Micros  int64 `json:"p99_us"`
+	P999Micros int64 `json:"p99_9_us,omitempty"`
+	MaxMicros  int64 `json:"max_us"`
 }
 
 // GeneratorUsage is the load generator's own CPU over the measured window:
@@ -320,11 +331,11 @@ func (s Summary) WriteReport(r *Report) error {
 		fmt.Fprintf(&b, "acked orders per second: min %d max %d over %d full seconds\n", lo, hi, n)
 	}
 	g := r.Generator
-	fmt.Fprintf(&b, "generator: %.2f cores, %.3f CPU s per 1000 acked orders\n", g.CPUCores, g.CPUSecondsPer1000Acked)
+	fmt.Fprintf(&b, "generator: %.2f cores, %.3f CPU s per 1000 acked changes\n", g.CPUCores, g.CPUSecondsPer1000Acked)
 	switch {
 	case r.Server != nil:
 		sv := r.Server
-		fmt.Fprintf(&b, "server: %.2f cores, %.3f CPU s per 1000 acked orders, %.1f MB/s allocated (%.0f B/order), GC pause %.2f%%\n",
+		fmt.Fprintf(&b, "server: %.2f cores, %.3f CPU s per 1000 acked changes, %.1f MB/s allocated (%.0f B/order), GC pause %.2f%%\n",
 			sv.CPUCores, sv.CPUSecondsPer1000Acked, sv.AllocBytesPerSecond/1e6, sv.AllocBytesPerAcked, sv.GCPauseFraction*100)
 		if len(sv.Missing) > 0 {
 			fmt.Fprintf(&b, "server metrics missing: %s\n", strings.Join(sv.Missing, ", "))
@@ -332,20 +343,27 @@ func (s Summary) WriteReport(r *Report) error {
 	case r.ServerError != "":
 		fmt.Fprintf(&b, "server metrics: %s\n", r.ServerError)
 	}
+	switch {
+	case r.Postgres != nil:
+		fmt.Fprintf(&b, "postgres (pid %d and children): %.2f cores, %.3f CPU s per 1000 acked changes\n",
+			r.Postgres.PID, r.Postgres.CPUCores, r.Postgres.CPUSecondsPer1000Acked)
+	case r.PostgresError != "":
+		fmt.Fprintf(&b, "postgres cpu: %s\n", r.PostgresError)
+	}
 	if rc := r.Reconcile; rc != nil {
 		verdict := "OK"
 		if !rc.OK() {
 			verdict = "FAILED"
 		}
-		fmt.Fprintf(&b, "reconcile %s: %d acked, %d refused checked; lost %d, duplicated %d, phantom %d, unpublished %d (topic records read %d, %.1fs)\n",
-			verdict, rc.Acked, rc.Refused, rc.LostCount, rc.DuplicatedCount, rc.PhantomCount, rc.UnpublishedCount, rc.TopicRecords, rc.Seconds)
+		fmt.Fprintf(&b, "reconcile %s: %d acked, %d refused checked; lost %d, duplicated %d, phantom %d, unpublished %d; repeated events %d (topic records read %d, %.1fs)\n",
+			verdict, rc.Acked, rc.Refused, rc.LostCount, rc.DuplicatedCount, rc.PhantomCount, rc.UnpublishedCount, rc.RepeatedCount, rc.TopicRecords, rc.Seconds)
 		if rc.StateChecked > 0 {
 			fmt.Fprintf(&b, "  final status/version checked for %d updated orders: %d wrong\n", rc.StateChecked, rc.WrongStateCount)
 		}
 		for _, e := range []struct {
 			name string
 			ids  []string
-		}{{"lost", rc.Lost}, {"duplicated", rc.Duplicated}, {"phantom", rc.Phantom}, {"unpublished", rc.Unpublished}, {"wrong state", rc.WrongState}} {
+		}{{"lost", rc.Lost}, {"duplicated", rc.Duplicated}, {"phantom", rc.Phantom}, {"unpublished", rc.Unpublished}, {"wrong state", rc.WrongState}, {"repeated", rc.Repeated}} {
 			if len(e.ids) > 0 {
 				fmt.Fprintf(&b, "  %s e.g. %s\n", e.name, strings.Join(e.ids[:min(len(e.ids), 5)], " "))
 			}
@@ -386,7 +404,11 @@ func formatStatus(m map[string]int64) string {
 	return strings.Join(parts, " ")
 }
 
-// micros formats a microsecond count for people: 850µs, 12.3ms, 1.20s.
+// FormatMicros formats a microsecond count for people: 850µs, 12.3ms,
+// 1.20s.
+func FormatMicros(us int64) string { return micros(us) }
+
+// micros is FormatMicros.
 func micros(us int64) string {
 	switch {
 	case us < 1000:

@@ -64,7 +64,7 @@ type recorder struct {
 }
 
 // stateObs is the outcome of status update step (an index into
-// MixStatuses) of order n; version is the one the server answered (0 when
+// the scenario's status changes) of order n; version is the one the server answered (0 when
 // not acknowledged).
 type stateObs struct {
 	n       uint64
@@ -238,6 +238,12 @@ func (r *recorder) counts() Counts {
 // or a later one when an update after it had an unknown outcome. Orders
 // that got no update are left out (the created check covers them).
 func stateChecks(runID string, states []stateObs) []StateCheck {
+	return stateChecksOf(runID, states, MixStatuses)
+}
+
+// stateChecksOf is stateChecks for a scenario whose status changes are
+// statuses.
+func stateChecksOf(runID string, states []stateObs, statuses []string) []StateCheck {
 	slices.SortFunc(states, func(a, b stateObs) int {
 		if a.n != b.n {
 			return cmp.Compare(a.n, b.n)
@@ -252,7 +258,7 @@ func stateChecks(runID string, states []stateObs) []StateCheck {
 			o := states[i]
 			switch o.oc {
 			case outcomeAcked:
-				sc.Version, sc.Status = o.version, MixStatuses[o.step]
+				sc.Version, sc.Status = o.version, statuses[o.step]
 				if sc.Version == 0 {
 					sc.Version = int32(o.step) + 2
 				}
@@ -270,13 +276,23 @@ func clampMicros(d time.Duration) int64 {
 	return min(max(us, histMinMicros), histMaxMicros)
 }
 
-// series is the per-second time series of the measured window, indexed by
-// the second (since measuring started) in which each answer arrived. Safe
-// for concurrent use: one mutex, held for a histogram update (~50 ns); at
-// the 10⁴–10⁵ answers/s one box reaches, that costs well under 1% of a core.
+// series is a time series of the measured window, indexed by the interval
+// (of width, default one second, since measuring started) in which each
+// answer arrived. Safe for concurrent use: one mutex, held for a histogram
+// update (~50 ns); at the 10⁴–10⁵ answers/s one box reaches, that costs well
+// under 1% of a core.
 type series struct {
-	mu   sync.Mutex
-	secs []*second
+	width   time.Duration // 0: one second
+	sigFigs int           // of each interval's histogram; 0: secondSigFigs
+	mu      sync.Mutex
+	secs    []*second
+}
+
+func (s *series) step() time.Duration {
+	if s.width <= 0 {
+		return time.Second
+	}
+	return s.width
 }
 
 type second struct {
@@ -288,7 +304,7 @@ type second struct {
 // started) with the given status (0 = transport error) and latency, which
 // acknowledged orders orders and updates status updates.
 func (s *series) observe(at time.Duration, status int, lat time.Duration, orders, updates int64) {
-	i := int(max(at, 0) / time.Second)
+	i := int(max(at, 0) / s.step())
 	s.mu.Lock()
 	for len(s.secs) <= i {
 		s.secs = append(s.secs, &second{})
@@ -300,7 +316,11 @@ func (s *series) observe(at time.Duration, status int, lat time.Duration, orders
 		sec.acked += orders
 		sec.updates += updates
 		if sec.hist == nil {
-			sec.hist = hdrhistogram.New(histMinMicros, histMaxMicros, secondSigFigs)
+			figs := s.sigFigs
+			if figs == 0 {
+				figs = secondSigFigs
+			}
+			sec.hist = hdrhistogram.New(histMinMicros, histMaxMicros, int(figs))
 		}
 		_ = sec.hist.RecordValue(clampMicros(lat))
 	default:
@@ -311,22 +331,51 @@ func (s *series) observe(at time.Duration, status int, lat time.Duration, orders
 
 // points returns the series for the report; call it after the workers
 // stop. elapsed is the measured window, which usually ends inside the last
-// second.
+// interval. T is each interval's start in whole seconds.
 func (s *series) points(elapsed time.Duration) []Second {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	w := s.step().Seconds()
 	out := make([]Second, len(s.secs))
 	for i, sec := range s.secs {
-		span := min(max(elapsed.Seconds()-float64(i), 0.001), 1)
-		p := Second{T: i, SpanSeconds: span, Requests: sec.requests, Acked: sec.acked, Updates: sec.updates, Errors: sec.errors}
+		span := min(max(elapsed.Seconds()-float64(i)*w, 0.001), w)
+		p := Second{T: int(float64(i) * w), SpanSeconds: span, Requests: sec.requests, Acked: sec.acked, Updates: sec.updates, Errors: sec.errors}
 		if sec.hist != nil {
 			p.P50Micros = sec.hist.ValueAtQuantile(50)
 			p.P99Micros = sec.hist.ValueAtQuantile(99)
+			p.P999Micros = sec.hist.ValueAtQuantile(99.9)
 			p.MaxMicros = sec.hist.Max()
 		}
 		out[i] = p
 	}
 	return out
+}
+
+// pointsOrNil is points for a series that may be nil (no windows kept).
+func (s *series) pointsOrNil(elapsed time.Duration) []Second {
+	if s == nil {
+		return nil
+	}
+	return s.points(elapsed)
+}
+
+// latencyBetween merges the histograms of the intervals that start in
+// [from, to) into one latency summary; call it after the workers stop.
+func (s *series) latencyBetween(from, to time.Duration) Latency {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	figs := s.sigFigs
+	if figs == 0 {
+		figs = secondSigFigs
+	}
+	h := hdrhistogram.New(histMinMicros, histMaxMicros, int(figs))
+	for i, sec := range s.secs {
+		at := time.Duration(i) * s.step()
+		if at >= from && at < to && sec.hist != nil {
+			h.Merge(sec.hist)
+		}
+	}
+	return latencyOf(h)
 }
 
 // distributionPercentiles are the points of Latency.Distribution: enough for

@@ -86,8 +86,8 @@ func (s Summary) WriteSuite(su *Suite) error {
 func (s Summary) WriteTables(su *Suite) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "== %s: targets side by side (measured window; CPU, alloc and GC from each target's /metrics)\n", su.RunID)
-	fmt.Fprintf(&b, "%-10s %10s %9s %9s %9s %8s %10s %11s %10s %7s  %s\n",
-		"target", "orders/s", "p50", "p99", "p99.9", "errors", "CPU s/1k", "alloc MB/s", "B/order", "GC %", "reconcile")
+	fmt.Fprintf(&b, "%-10s %10s %9s %9s %9s %8s %10s %10s %11s %10s %7s  %s\n",
+		"target", "orders/s", "p50", "p99", "p99.9", "errors", "CPU s/1k", "PG s/1k", "alloc MB/s", "B/order", "GC %", "reconcile")
 	for _, r := range su.Runs {
 		writeRow(&b, r)
 	}
@@ -106,15 +106,18 @@ func (s Summary) WriteTables(su *Suite) error {
 
 func writeRow(b *strings.Builder, r *Report) {
 	l, c := r.Latency, r.Counts
-	cpu, alloc, perOrder, gc := "-", "-", "-", "-"
+	cpu, pg, alloc, perOrder, gc := "-", "-", "-", "-", "-"
+	if p := r.Postgres; p != nil {
+		pg = fmt.Sprintf("%.3f", p.CPUSecondsPer1000Acked)
+	}
 	if sv := r.Server; sv != nil {
 		cpu = fmt.Sprintf("%.3f", sv.CPUSecondsPer1000Acked)
 		alloc = fmt.Sprintf("%.1f", sv.AllocBytesPerSecond/1e6)
 		perOrder = fmt.Sprintf("%.0f", sv.AllocBytesPerAcked)
 		gc = fmt.Sprintf("%.2f", sv.GCPauseFraction*100)
 	}
-	fmt.Fprintf(b, "%-10s %10.0f %9s %9s %9s %8d %10s %11s %10s %7s  %s\n", displayName(r), r.Rates.OrdersPerSecond,
-		micros(l.P50Micros), micros(l.P99Micros), micros(l.P999Micros), c.Requests-c.Acked, cpu, alloc, perOrder, gc, verdict(r))
+	fmt.Fprintf(b, "%-10s %10.0f %9s %9s %9s %8d %10s %10s %11s %10s %7s  %s\n", displayName(r), r.Rates.OrdersPerSecond,
+		micros(l.P50Micros), micros(l.P99Micros), micros(l.P999Micros), c.Requests-c.Acked, cpu, pg, alloc, perOrder, gc, verdict(r))
 }
 
 func verdict(r *Report) string {

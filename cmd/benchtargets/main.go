@@ -3,8 +3,14 @@
 //
 //	benchtargets -target baseline [flags]   the naive "before" server (bench/baseline)
 //	benchtargets -target noop [flags]       fasthttp answering 201 to anything (bench/noop)
+//	benchtargets -target broker [flags]     a Kafka-protocol broker (franz-go's kfake, in memory) at -listen
 //
-// Both serve an admin listener with /metrics (Go and process collectors:
+// The broker runs in its own process so that a load test or soak measures
+// orderflow's CPU without the broker's, as against a real cluster: start
+// orderflow with -kafka-brokers <its -listen>. -kafka-topic is pre-created
+// with -partitions partitions.
+//
+// All serve an admin listener with /metrics (Go and process collectors:
 // process_cpu_seconds_total, go_memstats_alloc_bytes_total,
 // go_gc_duration_seconds — what the load test scrapes), /debug/pprof/ and
 // /healthz. The baseline migrates its database and upserts the demo catalog
@@ -62,6 +68,7 @@ type options struct {
 	kafkaTopic        string
 	embeddedKafkaAddr string
 	shutdownTimeout   time.Duration
+	partitions        int
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -72,13 +79,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if dbDefault == "" {
 		dbDefault = "postgres://127.0.0.1:5432/orderflow_baseline?sslmode=disable"
 	}
-	fs.StringVar(&o.target, "target", "", `"baseline" (naive net/http server) or "noop" (fasthttp, 201 to anything)`)
-	fs.StringVar(&o.listen, "listen", "", "public listener (default 127.0.0.1:8081 for baseline, 127.0.0.1:8082 for noop)")
-	fs.StringVar(&o.adminListen, "admin-listen", "", `admin listener: /metrics, /debug/pprof, /healthz (default 127.0.0.1:6061 for baseline, 127.0.0.1:6062 for noop; "off" for none)`)
+	fs.StringVar(&o.target, "target", "", `"baseline" (naive net/http server), "noop" (fasthttp, 201 to anything) or "broker" (Kafka-protocol broker)`)
+	fs.StringVar(&o.listen, "listen", "", "public listener (default 127.0.0.1:8081 for baseline, 127.0.0.1:8082 for noop, 127.0.0.1:9094 for broker: the Kafka address)")
+	fs.StringVar(&o.adminListen, "admin-listen", "", `admin listener: /metrics, /debug/pprof, /healthz (default 127.0.0.1:6061 for baseline, 127.0.0.1:6062 for noop, 127.0.0.1:6063 for broker; "off" for none)`)
+	fs.IntVar(&o.partitions, "partitions", 4, "broker: partitions of -kafka-topic")
 	fs.StringVar(&o.databaseURL, "database-url", dbDefault, "baseline: PostgreSQL database, migrated and seeded at start (env DATABASE_URL)")
 	fs.IntVar(&o.maxConns, "max-conns", 4, "baseline: connection pool size")
 	fs.StringVar(&o.kafkaBrokers, "kafka-brokers", getenv("KAFKA_BROKERS"), "baseline: comma-separated seed brokers; empty runs an embedded broker at -embedded-kafka-addr (env KAFKA_BROKERS)")
-	fs.StringVar(&o.kafkaTopic, "kafka-topic", "orders", "baseline: topic for order.created records")
+	fs.StringVar(&o.kafkaTopic, "kafka-topic", "orders", "baseline: topic for order.created records; broker: the topic it creates")
 	fs.StringVar(&o.embeddedKafkaAddr, "embedded-kafka-addr", "127.0.0.1:9093", "baseline: where the embedded broker listens (only with -kafka-brokers empty)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "drain budget on SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -93,8 +101,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		defListen, defAdmin = "127.0.0.1:8081", "127.0.0.1:6061"
 	case "noop":
 		defListen, defAdmin = "127.0.0.1:8082", "127.0.0.1:6062"
+	case "broker":
+		defListen, defAdmin = "127.0.0.1:9094", "127.0.0.1:6063"
+		if o.partitions < 1 {
+			return o, fmt.Errorf("-partitions %d: want at least 1", o.partitions)
+		}
 	default:
-		return o, fmt.Errorf(`-target %q: want "baseline" or "noop"`, o.target)
+		return o, fmt.Errorf(`-target %q: want "baseline", "noop" or "broker"`, o.target)
 	}
 	if o.listen == "" {
 		o.listen = defListen
@@ -120,11 +133,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("target", o.target)
 
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("-listen: %w", err)
+	var ln net.Listener // the broker listens itself
+	var publicAddr string
+	if o.target != "broker" {
+		if ln, err = net.Listen("tcp", o.listen); err != nil {
+			return fmt.Errorf("-listen: %w", err)
+		}
+		defer ln.Close()
+		publicAddr = ln.Addr().String()
 	}
-	defer ln.Close()
 	var adminAddr string
 	serveErr := make(chan error, 2) // public and admin; never more
 	if o.adminListen != "" {
@@ -145,6 +162,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		srv := noop.NewServer()
 		serve = func() error { return srv.Serve(ln) }
 		shutdown = srv.ShutdownWithContext
+	case "broker":
+		emb, err := publish.StartEmbedded(o.listen, o.kafkaTopic, int32(o.partitions), log)
+		if err != nil {
+			return err
+		}
+		defer emb.Close()
+		publicAddr = emb.Addrs()[0]
+		stopped := make(chan struct{})
+		serve = func() error { <-stopped; return nil }
+		shutdown = func(context.Context) error { emb.Close(); close(stopped); return nil }
 	case "baseline":
 		brokers := splitList(o.kafkaBrokers)
 		if len(brokers) == 0 {
@@ -176,9 +203,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Info("baseline ready", "kafka_brokers", strings.Join(brokers, ","), "topic", o.kafkaTopic)
 	}
 	go func() { serveErr <- serve() }()
-	log.Info("serving", "listen", ln.Addr().String(), "admin", adminAddr)
+	log.Info("serving", "listen", publicAddr, "admin", adminAddr)
 	if up != nil {
-		up(ln.Addr().String(), adminAddr)
+		up(publicAddr, adminAddr)
 	}
 	select {
 	case <-ctx.Done():

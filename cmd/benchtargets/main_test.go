@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func noEnv(string) string { return "" }
@@ -66,6 +68,48 @@ func TestNoopServesAndExposesMetrics(t *testing.T) {
 		if !bytes.Contains(b, []byte(m)) {
 			t.Fatalf("/metrics lacks %s", m)
 		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run after cancel: %v", err)
+	}
+}
+
+// TestBrokerRoundTrip starts the broker as its own program would, produces
+// a record to the pre-created topic and reads it back, then stops it.
+func TestBrokerRoundTrip(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan [2]string, 1)
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"-target", "broker", "-listen", "127.0.0.1:0", "-admin-listen", "off", "-kafka-topic", "t1", "-partitions", "2"},
+			noEnv, &logs, func(pub, admin string) { addrs <- [2]string{pub, admin} })
+	}()
+	var a [2]string
+	select {
+	case a = <-addrs:
+	case err := <-done:
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("broker did not start in 10s")
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a[0]), kgo.ConsumeTopics("t1"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer pcancel()
+	if err := cl.ProduceSync(pctx, &kgo.Record{Topic: "t1", Key: []byte("k"), Value: []byte("hello")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	var got []string
+	for len(got) == 0 && pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	if len(got) != 1 || got[0] != "hello" {
+		t.Fatalf("read back %q; want [hello]", got)
 	}
 	cancel()
 	if err := <-done; err != nil {

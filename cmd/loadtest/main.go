@@ -14,6 +14,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -59,6 +60,7 @@ type options struct {
 	sweep            []int
 	sweepDuration    time.Duration
 	settle           time.Duration
+	postgresCPU      bool
 }
 
 // target is one server to measure and where it stores and publishes.
@@ -97,7 +99,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.Int64Var(&cfg.MaxRequests, "max-requests", 0, "stop after this many requests, warmup included (0: no limit)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "timeout of one request, connect included")
 	fs.StringVar(&cfg.Scenario, "scenario", loadtest.ScenarioOrders, `"orders" (new orders only), "duplicates" (Idempotency-Key on every order, 5% resends expecting 200), `+
-		`"batches" (-batch-size orders per POST /v1/order-batches, NDJSON) or "mix" (each acknowledged order then goes paid → assembling via POST /v1/orders/{id}/status)`)
+		`"batches" (-batch-size orders per POST /v1/order-batches, NDJSON), "mix" (each acknowledged order then goes paid → assembling via POST /v1/orders/{id}/status) `+
+		`or "status" (-status-orders orders created in bulk before measuring, then only POST /v1/orders/{id}/status moving each paid → assembling → delivering → delivered)`)
+	fs.IntVar(&cfg.StatusOrders, "status-orders", 20_000, "status: orders created before measuring (4 status changes each); workers that run out create more")
 	fs.IntVar(&cfg.BatchSize, "batch-size", 100, "batches: orders per request (1–10000)")
 	fs.IntVar(&cfg.Items, "items", 3, "items per order (1–100)")
 	fs.StringVar(&skus, "skus", strings.Join(loadtest.DefaultSKUs, ","), "comma-separated SKUs items are drawn from (must be in the server's catalog)")
@@ -120,6 +124,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.StringVar(&sweep, "sweep", "", "after each target's main run, run open loop at each of these offered rates (requests/s), e.g. 1000,2000,4000,8000, and chart latency against rate")
 	fs.DurationVar(&o.sweepDuration, "sweep-duration", 0, "measured time of each sweep run (default -duration)")
 	fs.DurationVar(&o.settle, "settle", time.Second, "pause between runs, so one target's background work does not load the next")
+	fs.BoolVar(&o.postgresCPU, "postgres-cpu", true, "report the CPU of the PostgreSQL server behind each target's -database-url (postmaster and children, from /proc) when it runs on this machine")
 	if err := fs.Parse(args); err != nil {
 		return cfg, o, err
 	}
@@ -243,6 +248,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for _, t := range targets {
 		c := cfg
 		c.Target, c.Admin, c.Name = t.url, t.admin, t.name
+		if o.postgresCPU && t.backend.DatabaseURL != "" {
+			pid, err := loadtest.FindPostmaster(ctx, t.backend.DatabaseURL)
+			if err != nil {
+				fmt.Fprintf(stderr, "loadtest: %s: PostgreSQL CPU not measured: %v\n", cmp.Or(t.name, t.url), err)
+			}
+			c.PostgresPID = pid
+		}
 		if t.name != "" {
 			c.RunID = cfg.RunID + "-" + t.name
 		}
