@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,26 +12,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
-
-// kafkaSwitch makes a kfake cluster refuse every produce request (closing
-// the connection, as a dead broker would) while down is set.
-func kafkaSwitch(c *kfake.Cluster) *atomic.Bool {
-	var down atomic.Bool
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if !down.Load() {
-			return nil, nil, false // not handled: the broker answers normally
-		}
-		c.KeepControl()
-		return nil, errors.New("broker down (test)"), true
-	})
-	return &down
-}
 
 // A full pipeline queue answers 503 with Retry-After at once, and what was
 // admitted still commits once the database moves again.
@@ -45,7 +29,7 @@ func TestQueueFullAnswers503AtOnce(t *testing.T) {
 		c.Pipeline.WriteTimeout = 30 * time.Second
 	})
 	ctx := context.Background()
-	lock, err := pgx.Connect(ctx, env.dbURL)
+	lock, err := pgx.Connect(ctx, env.DatabaseURL)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
@@ -101,11 +85,11 @@ func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
 	if r := env.post(orderJSON("ord_d0")); r.code != http.StatusCreated {
 		t.Fatalf("before outage: %s", r)
 	}
-	u, _ := url.Parse(env.dbURL)
+	u, _ := url.Parse(env.DatabaseURL)
 	name := strings.TrimPrefix(u.Path, "/")
 	admin := pgtest.AdminURL()
 	pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS false`, name))
-	pgtest.TerminateBackends(t, env.dbURL)
+	pgtest.TerminateBackends(t, env.DatabaseURL)
 	restored := false
 	restore := func() {
 		if !restored {
@@ -123,15 +107,15 @@ func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("503 took %v", took)
 	}
-	if g := do(t, http.MethodGet, env.admin+"/readyz", "", nil); g.code != http.StatusServiceUnavailable {
+	if g := do(t, http.MethodGet, env.AdminURL+"/readyz", "", nil); g.code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with the database down: %s; want 503", g)
 	}
-	if g := do(t, http.MethodGet, env.admin+"/healthz", "", nil); g.code != http.StatusOK {
+	if g := do(t, http.MethodGet, env.AdminURL+"/healthz", "", nil); g.code != http.StatusOK {
 		t.Errorf("/healthz: %s; want 200 (the process is alive)", g)
 	}
 	restore()
 	waitFor(t, 10*time.Second, "/readyz back to 200", func() bool {
-		return do(t, http.MethodGet, env.admin+"/readyz", "", nil).code == http.StatusOK
+		return do(t, http.MethodGet, env.AdminURL+"/readyz", "", nil).code == http.StatusOK
 	})
 	// The retry of the order that got 503 converges to one row and a 2xx.
 	if r := env.post(orderJSON("ord_d1")); r.code != http.StatusCreated && r.code != http.StatusOK {
@@ -146,21 +130,13 @@ func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
 // server once the broker is back, and — when that server dies before it
 // could publish — by the sweeper of the next server on the same database.
 func TestOutboxSurvivesKafkaOutageAndServerLoss(t *testing.T) {
-	cluster := newCluster(t)
-	down := kafkaSwitch(cluster)
-	dbURL := newDB(t)
-	cfg := testConfig(t, dbURL, cluster.ListenAddrs())
-	a, err := engine.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	a := enginetest.Start(t)
+	cluster, dbURL := a.Broker, a.DatabaseURL
+	down := enginetest.KafkaSwitch(cluster)
 	down.Store(true)
 	const n = 20
 	for i := range n {
-		r := do(t, http.MethodPost, "http://"+a.Addr()+"/v1/orders", "application/json", []byte(orderJSON(fmt.Sprintf("ord_k%02d", i))))
+		r := do(t, http.MethodPost, a.URL+"/v1/orders", "application/json", []byte(orderJSON(fmt.Sprintf("ord_k%02d", i))))
 		if r.code != http.StatusCreated {
 			t.Fatalf("POST while Kafka is down: %s; want 201 (Kafka is not on the ack path)", r)
 		}
@@ -170,18 +146,17 @@ func TestOutboxSurvivesKafkaOutageAndServerLoss(t *testing.T) {
 	}
 	// The server goes away before it could publish: its flush cannot finish.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_ = a.Shutdown(ctx)
+	_ = a.Engine.Shutdown(ctx)
 	cancel()
 	if got := pgtest.Int64(t, dbURL, `SELECT count(*) FROM outbox`); got == 0 {
 		t.Fatalf("outbox emptied without a broker")
 	}
 	down.Store(false)
-	b := startEngine(t, cfg)
-	_ = b
-	recs := consume(t, cluster.ListenAddrs(), "ord_k", n, 30*time.Second)
+	b := enginetest.Start(t, enginetest.WithDatabase(dbURL), enginetest.WithBroker(cluster))
+	recs := b.Consume(t, "ord_k", n, 30*time.Second)
 	seen := map[string]bool{}
 	for _, r := range recs {
-		seen[header(r, "ce_id")] = true
+		seen[enginetest.Header(r, "ce_id")] = true
 	}
 	for i := range n {
 		if id := fmt.Sprintf("ord_k%02d/1", i); !seen[id] {
@@ -196,17 +171,8 @@ func TestOutboxSurvivesKafkaOutageAndServerLoss(t *testing.T) {
 // Shutting down under load: every 2xx is committed, every committed order is
 // published, and the outbox is empty when Shutdown returns.
 func TestShutdownUnderLoadLosesNothing(t *testing.T) {
-	cluster := newCluster(t)
-	dbURL := newDB(t)
-	cfg := testConfig(t, dbURL, cluster.ListenAddrs())
-	e, err := engine.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + e.Addr()
+	in := enginetest.Start(t)
+	dbURL, base := in.DatabaseURL, in.URL
 	var (
 		mu    sync.Mutex
 		acked []string
@@ -237,7 +203,7 @@ func TestShutdownUnderLoadLosesNothing(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	err = e.Shutdown(ctx)
+	err := in.Engine.Shutdown(ctx)
 	cancel()
 	stop.Store(true)
 	wg.Wait()
@@ -255,7 +221,7 @@ func TestShutdownUnderLoadLosesNothing(t *testing.T) {
 	if left := pgtest.Int64(t, dbURL, `SELECT count(*) FROM outbox`); left != 0 {
 		t.Errorf("outbox rows left after a clean shutdown: %d", left)
 	}
-	recs := consume(t, cluster.ListenAddrs(), "ord_s", int(stored), 20*time.Second)
+	recs := in.Consume(t, "ord_s", int(stored), 20*time.Second)
 	seen := map[string]bool{}
 	for _, r := range recs {
 		seen[string(r.Key)] = true
@@ -269,7 +235,7 @@ func TestShutdownUnderLoadLosesNothing(t *testing.T) {
 func TestMetricsAndPprof(t *testing.T) {
 	env := newEnv(t, nil)
 	env.post(orderJSON("ord_m1"))
-	m := do(t, http.MethodGet, env.admin+"/metrics", "", nil)
+	m := do(t, http.MethodGet, env.AdminURL+"/metrics", "", nil)
 	if m.code != http.StatusOK {
 		t.Fatalf("/metrics: %d", m.code)
 	}
@@ -286,10 +252,10 @@ func TestMetricsAndPprof(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if p := do(t, http.MethodGet, env.admin+"/debug/pprof/heap?debug=1", "", nil); p.code != http.StatusOK {
+	if p := do(t, http.MethodGet, env.AdminURL+"/debug/pprof/heap?debug=1", "", nil); p.code != http.StatusOK {
 		t.Errorf("pprof heap: %d", p.code)
 	}
-	if r := do(t, http.MethodGet, env.admin+"/readyz", "", nil); r.code != http.StatusOK {
+	if r := do(t, http.MethodGet, env.AdminURL+"/readyz", "", nil); r.code != http.StatusOK {
 		t.Errorf("/readyz: %s", r)
 	}
 }

@@ -2,117 +2,36 @@ package engine_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
-// testEnv is one orderflow server on loopback ports, its own PostgreSQL
-// database (migrated, demo catalog seeded) and an in-process Kafka-protocol
-// broker that outlives the server, so tests can consume after shutdown.
+// testEnv is one orderflow server started by enginetest (its own
+// PostgreSQL database with the demo catalog, an in-process broker that
+// outlives the server, so tests can consume after shutdown) and the test
+// that uses it.
 type testEnv struct {
-	t      *testing.T
-	dbURL  string
-	broker *kfake.Cluster
-	e      *engine.Engine
-	base   string
-	admin  string
+	t *testing.T
+	*enginetest.Instance
 }
 
-const topic = "orders"
-
-// newCluster starts a kfake broker with the orders topic on a free port.
-func newCluster(t *testing.T) *kfake.Cluster {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic), kfake.Ports(0))
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-// newDB creates a database, migrates it and seeds the demo catalog.
-func newDB(t *testing.T) string {
-	t.Helper()
-	url := pgtest.New(t)
-	cfg := engine.DefaultConfig()
-	cfg.DatabaseURL = url
-	cfg.Logger = testLogger(t)
-	if _, err := engine.SeedDemoCatalog(context.Background(), cfg); err != nil {
-		t.Fatalf("seed demo catalog: %v", err)
-	}
-	return url
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("ORDERFLOW_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// testConfig is a server config on free loopback ports with short timers.
-func testConfig(t *testing.T, dbURL string, brokers []string) engine.Config {
-	cfg := engine.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.AdminListen = "127.0.0.1:0"
-	cfg.DatabaseURL = dbURL
-	cfg.KafkaBrokers = brokers
-	cfg.ShutdownTimeout = 20 * time.Second
-	cfg.Logger = testLogger(t)
-	cfg.Publish.MetadataMinAge = 100 * time.Millisecond
-	cfg.Publish.SweepInterval = 100 * time.Millisecond
-	cfg.Publish.DeliveryTimeout = time.Second
-	cfg.Publish.SweepGrace = 2 * time.Second
-	cfg.Catalog.RefreshInterval = 100 * time.Millisecond
-	return cfg
-}
-
-func startEngine(t *testing.T, cfg engine.Config) *engine.Engine {
-	t.Helper()
-	e, err := engine.New(cfg)
-	if err != nil {
-		t.Fatalf("engine.New: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.Start(ctx); err != nil {
-		t.Fatalf("engine.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = e.Shutdown(ctx)
-	})
-	return e
-}
-
+// newEnv starts a server; tweak, when set, changes its configuration.
 func newEnv(t *testing.T, tweak func(*engine.Config)) *testEnv {
 	t.Helper()
-	env := &testEnv{t: t, broker: newCluster(t)}
-	env.dbURL = newDB(t)
-	cfg := testConfig(t, env.dbURL, env.broker.ListenAddrs())
+	var opts []enginetest.Option
 	if tweak != nil {
-		tweak(&cfg)
+		opts = append(opts, enginetest.WithConfig(tweak))
 	}
-	env.e = startEngine(t, cfg)
-	env.base = "http://" + env.e.Addr()
-	env.admin = "http://" + env.e.AdminAddr()
-	return env
+	return &testEnv{t: t, Instance: enginetest.Start(t, opts...)}
 }
 
 var client = &http.Client{Timeout: 30 * time.Second}
@@ -151,7 +70,7 @@ func do(t testing.TB, method, url, contentType string, body []byte, hdr ...strin
 
 func (env *testEnv) post(body string, hdr ...string) reply {
 	env.t.Helper()
-	return do(env.t, http.MethodPost, env.base+"/v1/orders", "application/json", []byte(body), hdr...)
+	return do(env.t, http.MethodPost, env.URL+"/v1/orders", "application/json", []byte(body), hdr...)
 }
 
 func orderJSON(id string, items ...string) string {
@@ -163,41 +82,7 @@ func orderJSON(id string, items ...string) string {
 
 func (env *testEnv) count(sql string, args ...any) int64 {
 	env.t.Helper()
-	return pgtest.Int64(env.t, env.dbURL, sql, args...)
-}
-
-// records consumes the whole topic from the start until want records with
-// the given key prefix were seen or the deadline passes.
-func consume(t *testing.T, brokers []string, keyPrefix string, want int, within time.Duration) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(100*time.Millisecond))
-	if err != nil {
-		t.Fatalf("consumer: %v", err)
-	}
-	defer cl.Close()
-	var out []*kgo.Record
-	deadline := time.Now().Add(within)
-	for len(out) < want && time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		fs.EachRecord(func(r *kgo.Record) {
-			if strings.HasPrefix(string(r.Key), keyPrefix) {
-				out = append(out, r)
-			}
-		})
-	}
-	return out
-}
-
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
+	return pgtest.Int64(env.t, env.DatabaseURL, sql, args...)
 }
 
 func TestCreateOrderCommitsAndPublishes(t *testing.T) {
@@ -229,7 +114,7 @@ func TestCreateOrderCommitsAndPublishes(t *testing.T) {
 		t.Errorf("order_items line 1 missing or wrong")
 	}
 
-	g := do(t, http.MethodGet, env.base+"/v1/orders/ord_8f2k1", "", nil)
+	g := do(t, http.MethodGet, env.URL+"/v1/orders/ord_8f2k1", "", nil)
 	if g.code != http.StatusOK {
 		t.Fatalf("GET: %s", g)
 	}
@@ -244,7 +129,7 @@ func TestCreateOrderCommitsAndPublishes(t *testing.T) {
 		t.Errorf("GET items = %v; want 2", got["items"])
 	}
 
-	recs := consume(t, env.broker.ListenAddrs(), "ord_8f2k1", 1, 10*time.Second)
+	recs := env.Consume(t, "ord_8f2k1", 1, 10*time.Second)
 	if len(recs) != 1 {
 		t.Fatalf("records for ord_8f2k1 = %d; want 1", len(recs))
 	}
@@ -253,12 +138,12 @@ func TestCreateOrderCommitsAndPublishes(t *testing.T) {
 		"ce_specversion": "1.0", "ce_type": "order.created", "ce_id": "ord_8f2k1/1",
 		"content-type": "application/json", "ce_source": "orderflow",
 	} {
-		if got := header(rec, k); got != v {
+		if got := enginetest.Header(rec, k); got != v {
 			t.Errorf("header %s = %q; want %q", k, got, v)
 		}
 	}
-	if _, err := time.Parse(time.RFC3339Nano, header(rec, "ce_time")); err != nil {
-		t.Errorf("ce_time %q: %v", header(rec, "ce_time"), err)
+	if _, err := time.Parse(time.RFC3339Nano, enginetest.Header(rec, "ce_time")); err != nil {
+		t.Errorf("ce_time %q: %v", enginetest.Header(rec, "ce_time"), err)
 	}
 	if d := time.Since(rec.Timestamp); d < 0 || d > time.Minute {
 		t.Errorf("record timestamp %v is not the ingest time", rec.Timestamp)
@@ -322,9 +207,9 @@ func TestReplayConflictAndIdempotencyKey(t *testing.T) {
 		t.Errorf("the conflicting order changed the stored one")
 	}
 	// Exactly one event per committed order, none for replays or conflicts.
-	recs := consume(t, env.broker.ListenAddrs(), "ord_", 2, 10*time.Second)
+	recs := env.Consume(t, "ord_", 2, 10*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	recs = consume(t, env.broker.ListenAddrs(), "ord_", 3, time.Second)
+	recs = env.Consume(t, "ord_", 3, time.Second)
 	if len(recs) != 2 {
 		t.Errorf("records = %d; want 2", len(recs))
 	}
@@ -356,7 +241,7 @@ func testBadInputStoresNothing(t *testing.T, dec string) {
 		{"NUL in user_id", "application/json", `{"id":"ord_b10","user_id":"a\u0000b","items":[{"sku":"milk-1l","qty":1}]}`, 400, "", "user_id", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := do(t, http.MethodPost, env.base+"/v1/orders", c.ct, []byte(c.body), c.hdr...)
+			r := do(t, http.MethodPost, env.URL+"/v1/orders", c.ct, []byte(c.body), c.hdr...)
 			if r.code != c.code {
 				t.Fatalf("POST %q: got %s; want %d", c.body, r, c.code)
 			}
@@ -380,7 +265,7 @@ func testBadInputStoresNothing(t *testing.T, dec string) {
 	if n := env.count(`SELECT count(*) FROM outbox`); n != 0 {
 		t.Errorf("outbox rows after bad input: %d", n)
 	}
-	if r := do(t, http.MethodGet, env.base+"/v1/orders/nope", "", nil); r.code != http.StatusNotFound || !bytes.Contains(r.body, []byte("order_not_found")) {
+	if r := do(t, http.MethodGet, env.URL+"/v1/orders/nope", "", nil); r.code != http.StatusNotFound || !bytes.Contains(r.body, []byte("order_not_found")) {
 		t.Errorf("GET unknown: %s", r)
 	}
 }

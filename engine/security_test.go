@@ -15,6 +15,7 @@ import (
 
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/engine/ingest"
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
 // tryDo is do for requests the server may answer by closing the connection
@@ -213,7 +214,7 @@ func forEachDecoder(t *testing.T, fn func(t *testing.T, dec string)) {
 func testBadInputMatrixStoresNothing(t *testing.T, dec string) {
 	env := newEnv(t, func(c *engine.Config) { c.Ingest.MaxBodyBytes, c.Ingest.Decoder = matrixLimit, dec })
 	for _, c := range badInputMatrix(t) {
-		r, err := tryDo(http.MethodPost, env.base+"/v1/orders", c.ct, c.body, c.hdr...)
+		r, err := tryDo(http.MethodPost, env.URL+"/v1/orders", c.ct, c.body, c.hdr...)
 		if err != nil {
 			if !c.orReset {
 				t.Errorf("%s: %v", c.name, err)
@@ -234,7 +235,7 @@ func testBadInputMatrixStoresNothing(t *testing.T, dec string) {
 		}
 	}
 	// A missing body: no Content-Length and no bytes at all.
-	conn, err := net.Dial("tcp", env.e.Addr())
+	conn, err := net.Dial("tcp", env.Engine.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ func testBadInputMatrixStoresNothing(t *testing.T, dec string) {
 	ids := make([]string, len(controls))
 	for i, c := range controls {
 		ids[i] = c.id
-		if r := do(t, http.MethodPost, env.base+"/v1/orders", "application/json", c.body); r.code != http.StatusCreated {
+		if r := do(t, http.MethodPost, env.URL+"/v1/orders", "application/json", c.body); r.code != http.StatusCreated {
 			t.Errorf("control %s (%d bytes, limit %d): got %s; want 201", c.id, len(c.body), matrixLimit, r)
 		}
 	}
@@ -326,7 +327,7 @@ func TestAuthAndRateLimitThroughTheListener(t *testing.T) {
 		t.Errorf("rows for accepted requests: %d; want 2", n)
 	}
 	// The admin listener stays open to the scraper: no key needed there.
-	if r := do(t, http.MethodGet, env.admin+"/healthz", "", nil); r.code != http.StatusOK {
+	if r := do(t, http.MethodGet, env.AdminURL+"/healthz", "", nil); r.code != http.StatusOK {
 		t.Errorf("admin /healthz with auth on: %s", r)
 	}
 }
@@ -344,13 +345,11 @@ func TestSharedRateLimitAcrossEngines(t *testing.T) {
 		c.Ingest.PerKeyLimit = ingest.Limit{Rate: 0.01, Burst: 3}
 	}
 	a := newEnv(t, tweak)
-	cfg := testConfig(t, a.dbURL, a.broker.ListenAddrs())
-	tweak(&cfg)
-	b := startEngine(t, cfg)
-	bBase := "http://" + b.Addr()
+	b := enginetest.Start(t, enginetest.WithDatabase(a.DatabaseURL), enginetest.WithBroker(a.Broker), enginetest.WithConfig(tweak))
+	bBase := b.URL
 	codes := map[int]int{}
 	for i := range 6 {
-		base := a.base
+		base := a.URL
 		if i%2 == 1 {
 			base = bBase
 		}

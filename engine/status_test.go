@@ -14,11 +14,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
 func (env *testEnv) setStatus(id, status string) reply {
 	env.t.Helper()
-	return do(env.t, http.MethodPost, env.base+"/v1/orders/"+id+"/status", "application/json", []byte(`{"status":"`+status+`"}`))
+	return do(env.t, http.MethodPost, env.URL+"/v1/orders/"+id+"/status", "application/json", []byte(`{"status":"`+status+`"}`))
 }
 
 type statusReply struct {
@@ -68,22 +69,22 @@ func TestStatusMachineThroughTheListener(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{`{"status":"shipped"}`, `{"status":null}`, `{}`, `{"status":"paid","status":"paid"}`} {
-		r := do(t, http.MethodPost, env.base+"/v1/orders/ord_s3/status", "application/json", []byte(bad))
+		r := do(t, http.MethodPost, env.URL+"/v1/orders/ord_s3/status", "application/json", []byte(bad))
 		if r.code != http.StatusBadRequest {
 			t.Errorf("status body %s: got %s; want 400", bad, r)
 		}
 	}
-	g := do(t, http.MethodGet, env.base+"/v1/orders/ord_s1", "", nil)
+	g := do(t, http.MethodGet, env.URL+"/v1/orders/ord_s1", "", nil)
 	if !bytes.Contains(g.body, []byte(`"status":"delivered"`)) || !bytes.Contains(g.body, []byte(`"version":5`)) {
 		t.Errorf("GET after the chain: %s", g.body)
 	}
 	// Exactly one event per version, in version order, on one partition.
-	recs := consume(t, env.broker.ListenAddrs(), "ord_s1", 5, 10*time.Second)
+	recs := env.Consume(t, "ord_s1", 5, 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	recs = consume(t, env.broker.ListenAddrs(), "ord_s1", 6, time.Second)
+	recs = env.Consume(t, "ord_s1", 6, time.Second)
 	var ids []string
 	for _, r := range recs {
-		ids = append(ids, header(r, "ce_id")+" "+header(r, "ce_type"))
+		ids = append(ids, enginetest.Header(r, "ce_id")+" "+enginetest.Header(r, "ce_type"))
 	}
 	want := "ord_s1/1 order.created,ord_s1/2 order.status_changed,ord_s1/3 order.status_changed,ord_s1/4 order.status_changed,ord_s1/5 order.status_changed"
 	if got := strings.Join(ids, ","); got != want {
@@ -133,15 +134,15 @@ func TestConcurrentStatusUpdatesOneChain(t *testing.T) {
 			t.Errorf("version %d was never answered", v)
 		}
 	}
-	recs := consume(t, env.broker.ListenAddrs(), "ord_c1", int(final), 10*time.Second)
+	recs := env.Consume(t, "ord_c1", int(final), 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	recs = consume(t, env.broker.ListenAddrs(), "ord_c1", int(final)+1, time.Second)
+	recs = env.Consume(t, "ord_c1", int(final)+1, time.Second)
 	if len(recs) != int(final) {
 		t.Fatalf("events = %d; want %d (one per version)", len(recs), final)
 	}
 	for i, r := range recs {
-		if want := fmt.Sprintf("ord_c1/%d", i+1); header(r, "ce_id") != want {
-			t.Errorf("event %d is %s; want %s (version order)", i, header(r, "ce_id"), want)
+		if want := fmt.Sprintf("ord_c1/%d", i+1); enginetest.Header(r, "ce_id") != want {
+			t.Errorf("event %d is %s; want %s (version order)", i, enginetest.Header(r, "ce_id"), want)
 		}
 	}
 }
@@ -199,7 +200,7 @@ func testOrderBatchPerItemResults(t *testing.T, dec string) {
 			}
 		}
 	}
-	r := do(t, http.MethodPost, env.base+"/v1/order-batches", "application/x-ndjson", []byte(strings.Join(lines, "\n")))
+	r := do(t, http.MethodPost, env.URL+"/v1/order-batches", "application/x-ndjson", []byte(strings.Join(lines, "\n")))
 	check("ndjson", r)
 	var got bulkReply
 	_ = json.Unmarshal(r.body, &got)
@@ -220,19 +221,19 @@ func testOrderBatchPerItemResults(t *testing.T, dec string) {
 	zw.Write([]byte(arr))
 	zw.Close()
 	wantStatus = []int{200, 200, 409, 400, 422, 200, 200}
-	check("gzip array", do(t, http.MethodPost, env.base+"/v1/order-batches", "application/json", gz.Bytes(), "Content-Encoding", "gzip"))
+	check("gzip array", do(t, http.MethodPost, env.URL+"/v1/order-batches", "application/json", gz.Bytes(), "Content-Encoding", "gzip"))
 
-	recs := consume(t, env.broker.ListenAddrs(), "ord_b", 3, 10*time.Second)
+	recs := env.Consume(t, "ord_b", 3, 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	recs = consume(t, env.broker.ListenAddrs(), "ord_b", 4, time.Second)
+	recs = env.Consume(t, "ord_b", 4, time.Second)
 	if len(recs) != 3 {
 		t.Errorf("published %d order events; want exactly the 3 committed orders", len(recs))
 	}
 	// Whole-request errors.
-	if r := do(t, http.MethodPost, env.base+"/v1/order-batches", "application/json", []byte(`{"not":"an array"}`)); r.code != http.StatusBadRequest {
+	if r := do(t, http.MethodPost, env.URL+"/v1/order-batches", "application/json", []byte(`{"not":"an array"}`)); r.code != http.StatusBadRequest {
 		t.Errorf("non-array body: %s; want 400", r)
 	}
-	if r := do(t, http.MethodPost, env.base+"/v1/order-batches", "text/csv", []byte(`a,b`)); r.code != http.StatusUnsupportedMediaType {
+	if r := do(t, http.MethodPost, env.URL+"/v1/order-batches", "text/csv", []byte(`a,b`)); r.code != http.StatusUnsupportedMediaType {
 		t.Errorf("csv body: %s; want 415", r)
 	}
 }
@@ -247,7 +248,7 @@ func TestBulkLimits(t *testing.T) {
 	for i := range 6 {
 		lines = append(lines, orderJSON(fmt.Sprintf("ord_l%d", i)))
 	}
-	if r := do(t, http.MethodPost, env.base+"/v1/order-batches", "application/x-ndjson", []byte(strings.Join(lines, "\n"))); r.code != http.StatusRequestEntityTooLarge {
+	if r := do(t, http.MethodPost, env.URL+"/v1/order-batches", "application/x-ndjson", []byte(strings.Join(lines, "\n"))); r.code != http.StatusRequestEntityTooLarge {
 		t.Errorf("6 items over a limit of 5: %s; want 413", r)
 	}
 	// A gzip bomb: small on the wire, far over the limit inflated.
@@ -255,7 +256,7 @@ func TestBulkLimits(t *testing.T) {
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
 	zw.Write([]byte("[" + strings.Repeat(" ", 8<<20) + "]"))
 	zw.Close()
-	if r := do(t, http.MethodPost, env.base+"/v1/order-batches", "application/json", gz.Bytes(), "Content-Encoding", "gzip"); r.code != http.StatusRequestEntityTooLarge {
+	if r := do(t, http.MethodPost, env.URL+"/v1/order-batches", "application/json", gz.Bytes(), "Content-Encoding", "gzip"); r.code != http.StatusRequestEntityTooLarge {
 		t.Errorf("gzip bomb (%d bytes compressed): %s; want 413", gz.Len(), r)
 	}
 	if n := env.count(`SELECT count(*) FROM orders`); n != 0 {
@@ -278,7 +279,7 @@ func TestStatusUpdatesBulk(t *testing.T) {
 		`{"id":"ord_u2","status":"lost"}`,       // 400
 		`{"id":"ord_u2","status":"created"}`,    // 200 no-op
 	}, "\n")
-	r := do(t, http.MethodPost, env.base+"/v1/status-updates", "application/x-ndjson", []byte(body))
+	r := do(t, http.MethodPost, env.URL+"/v1/status-updates", "application/x-ndjson", []byte(body))
 	if r.code != http.StatusOK {
 		t.Fatal(r)
 	}
@@ -298,10 +299,10 @@ func TestStatusUpdatesBulk(t *testing.T) {
 	if n := env.count(`SELECT count(*) FROM orders WHERE id = 'ord_u1' AND status = 'assembling' AND version = 3`); n != 1 {
 		t.Errorf("ord_u1 not at assembling v3")
 	}
-	recs := consume(t, env.broker.ListenAddrs(), "ord_u1", 3, 10*time.Second)
+	recs := env.Consume(t, "ord_u1", 3, 10*time.Second)
 	var order []string
 	for _, rec := range recs {
-		order = append(order, header(rec, "ce_id"))
+		order = append(order, enginetest.Header(rec, "ce_id"))
 	}
 	if strings.Join(order, ",") != "ord_u1/1,ord_u1/2,ord_u1/3" {
 		t.Errorf("ord_u1 events %v", order)

@@ -1,0 +1,98 @@
+package enginetest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Topic is the topic the in-process broker is created with and the engine
+// publishes to (the engine's default).
+const Topic = "orders"
+
+// NewBroker starts an in-process Kafka-protocol broker (kfake: one broker,
+// Topic with 4 partitions) on a free loopback port, with opts appended to
+// those (e.g. kfake.EnableSASL, kfake.TLS). It is closed in t.Cleanup, so it
+// outlives every engine the test starts after it and can be read after they
+// stopped.
+func NewBroker(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	base := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, Topic), kfake.Ports(0)}
+	c, err := kfake.NewCluster(append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("enginetest: kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// KafkaSwitch makes c refuse every produce request (closing the connection,
+// as a dead broker would) while the returned flag is set; it starts unset.
+// Other requests (metadata, fetch) are answered as usual.
+func KafkaSwitch(c *kfake.Cluster) *atomic.Bool {
+	var down atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if !down.Load() {
+			return nil, nil, false // not handled: the broker answers normally
+		}
+		c.KeepControl()
+		return nil, errors.New("broker down (test)"), true
+	})
+	return &down
+}
+
+// NewConsumer returns a client that reads Topic from its first offset,
+// with a short metadata age and fetch wait so that polls with short
+// deadlines see new records soon; opts are appended. The caller closes it.
+func NewConsumer(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	base := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(100 * time.Millisecond),
+		kgo.FetchMaxWait(200 * time.Millisecond)}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("enginetest: consumer: %v", err)
+	}
+	return cl
+}
+
+// Consume reads Topic from the start until want records whose key starts
+// with keyPrefix were seen or within passes, and returns those records in
+// the order read: fewer than want when time ran out, and possibly more,
+// since every matching record of the last poll is kept (so asking for one
+// more than expected shows extras).
+func Consume(t testing.TB, brokers []string, keyPrefix string, want int, within time.Duration) []*kgo.Record {
+	t.Helper()
+	cl := NewConsumer(t, brokers)
+	defer cl.Close()
+	var out []*kgo.Record
+	deadline := time.Now().Add(within)
+	for len(out) < want && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			if strings.HasPrefix(string(r.Key), keyPrefix) {
+				out = append(out, r)
+			}
+		})
+	}
+	return out
+}
+
+// Header returns the value of r's first header named key ("" if none).
+func Header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
