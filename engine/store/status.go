@@ -2,13 +2,14 @@ package store
 
 import (
 	"context"
-	"errors"
+
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/orderflow/orderflow/engine/order"
 )
@@ -135,27 +136,14 @@ func (s *Store) statusRetrying(ctx context.Context, w *statusState) error {
 }
 
 // statusOnce runs one attempt: lock, decide, write, copy events, commit.
-func (s *Store) statusOnce(parent context.Context, w *statusState) (err error) {
-	ctx, cancel := context.WithTimeout(parent, s.cfg.TxTimeout)
-	defer cancel()
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return &txError{step: "begin", err: err}
-	}
-	step := "lock orders"
-	defer func() {
-		if err == nil {
-			return
-		}
-		var ce *commitError
-		if errors.As(err, &ce) {
-			return
-		}
-		closed := tx.Conn().IsClosed()
-		_ = tx.Rollback(ctx)
-		err = &txError{step: step, err: err, connClosed: closed}
-	}()
+func (s *Store) statusOnce(parent context.Context, w *statusState) error {
+	return s.inTx(parent, "lock orders", func(ctx context.Context, tx pgx.Tx, step *string) error {
+		return w.apply(ctx, tx, step)
+	})
+}
 
+// apply is the body of one status transaction attempt.
+func (w *statusState) apply(ctx context.Context, tx pgx.Tx, step *string) error {
 	// Fresh state for this attempt.
 	if cap(w.slots) < len(w.ids) {
 		w.slots = make([]orderState, len(w.ids))
@@ -221,7 +209,7 @@ func (s *Store) statusOnce(parent context.Context, w *statusState) (err error) {
 		}
 	}
 	if len(w.applied) > 0 {
-		step = "update orders"
+		*step = "update orders"
 		w.updIDs, w.updStatuses, w.updVersions, w.updAts = w.updIDs[:0], w.updStatuses[:0], w.updVersions[:0], w.updAts[:0]
 		for i, id := range w.ids {
 			st := &w.slots[i]
@@ -236,15 +224,12 @@ func (s *Store) statusOnce(parent context.Context, w *statusState) (err error) {
 		if _, err = tx.Exec(ctx, applyStatusSQL, w.updIDs, w.updStatuses, w.updVersions, w.updAts); err != nil {
 			return err
 		}
-		step = "copy outbox"
+		*step = "copy outbox"
 		w.events = changedEvents(w.events[:0], w.applied)
 		w.outbox.reset(w.events)
 		if _, err = tx.CopyFrom(ctx, outboxTable, outboxColumns, &w.outbox); err != nil {
 			return err
 		}
-	}
-	if err = tx.Commit(ctx); err != nil {
-		return &commitError{err: err}
 	}
 	return nil
 }

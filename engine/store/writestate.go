@@ -1,0 +1,66 @@
+package store
+
+import (
+	"sync"
+
+	"github.com/orderflow/orderflow/engine/internal/bytesutil"
+	"github.com/orderflow/orderflow/engine/order"
+)
+
+// writeState is the working memory of one WriteOrders call, pooled between
+// calls. It holds views into the caller's batches only during the call:
+// putWriteState clears them.
+type writeState struct {
+	all     []*order.Order // every order of the call, sorted by id then arrival
+	created []*order.Order // created by the current attempt
+	stage   stageSource
+	arrays  orderArrays
+	items   itemSource
+	outbox  outboxSource
+	events  []order.Event // outbox rows of the current attempt
+	ids     []string
+	keys    []string
+	stored  []storedOrder
+	arena   bytesutil.Arena
+}
+
+var writeStatePool = sync.Pool{New: func() any {
+	w := &writeState{}
+	w.stage.init()
+	w.items.init()
+	w.outbox.init()
+	return w
+}}
+
+func getWriteState() *writeState { return writeStatePool.Get().(*writeState) }
+
+// maxPooledOrders caps the slices a pooled writeState keeps.
+const maxPooledOrders = 1 << 16
+
+func putWriteState(w *writeState) {
+	if cap(w.all) > maxPooledOrders || cap(w.stored) > maxPooledOrders {
+		return
+	}
+	w.reset()
+	writeStatePool.Put(w)
+}
+
+func (w *writeState) reset() {
+	clear(w.all)
+	w.all = w.all[:0]
+	clear(w.created)
+	w.created = w.created[:0]
+	clear(w.ids)
+	w.ids = w.ids[:0]
+	clear(w.keys)
+	w.keys = w.keys[:0]
+	clear(w.stored)
+	w.stored = w.stored[:0]
+	w.stage.reset(nil)
+	w.arrays.reset()
+	w.items.reset(nil)
+	w.outbox.reset(nil)
+	clear(w.events)
+	w.events = w.events[:0]
+	w.arena.Reset(1 << 20)
+}
