@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/orderflow/orderflow/engine/order"
@@ -134,40 +135,24 @@ func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time) {
 		}
 		items = append(items, it)
 	})
-	if !ok {
-		for _, b := range batches {
-			order.PutBatch(b)
-		}
-		return
+	k := bulkKind[*order.Batch]{
+		submit:   s.deps.Orders.TrySubmit,
+		refused:  func(b *order.Batch, a answer) { s.orders[orderRefused(a)].Add(float64(b.Len())) },
+		timedOut: s.orders[resTimeout],
+		timeout:  ansOrdersTimeout,
+		verdict: func(b *order.Batch, row int) (answer, tally) {
+			a := s.noteOrder(&b.Orders[row].Result)
+			switch a.status {
+			case fasthttp.StatusCreated:
+				return a, tallyNew
+			case fasthttp.StatusOK:
+				return a, tallySame
+			}
+			return a, tallyRejected
+		},
+		put: order.PutBatch,
 	}
-	refused := func(b *order.Batch, a answer) { s.orders[orderRefused(a)].Add(float64(b.Len())) }
-	if !submitAndWait(s, batches, items, s.deps.Orders.TrySubmit, refused) {
-		// Fates unknown: answer 503 for the whole request; the batches are
-		// left to the GC. Every item is safe to resend (ids dedupe).
-		s.orders[resTimeout].Inc()
-		s.writeAnswer(ctx, ansOrdersTimeout)
-		return
-	}
-	var created, dups, rejected int
-	for j := range items {
-		it := &items[j]
-		if it.batch >= 0 {
-			it.answer = s.noteOrder(&batches[it.batch].Orders[it.row].Result)
-		}
-		switch it.status {
-		case fasthttp.StatusCreated:
-			created++
-		case fasthttp.StatusOK:
-			dups++
-		default:
-			rejected++
-		}
-	}
-	out := appendBulk(make([]byte, 0, 64+48*len(items)), created, dups, rejected, items)
-	writeJSON(ctx, fasthttp.StatusOK, out)
-	for _, b := range batches { // every one completed or never submitted: ours again
-		order.PutBatch(b)
-	}
+	k.finish(s, ctx, batches, items, ok)
 }
 
 // statusUpdates handles POST /v1/status-updates: like orderBatches, for
@@ -204,40 +189,79 @@ func (s *Server) statusUpdates(ctx *fasthttp.RequestCtx, received time.Time) {
 		scratch = id[:0]
 		items = append(items, it)
 	})
+	k := bulkKind[*order.UpdateBatch]{
+		submit:   s.deps.Updates.TrySubmit,
+		refused:  func(b *order.UpdateBatch, a answer) { s.updates[updateRefused(a)].Add(float64(b.Len())) },
+		timedOut: s.updates[updTimeout],
+		timeout:  ansUpdatesTimeout,
+		verdict: func(b *order.UpdateBatch, row int) (answer, tally) {
+			u := &b.Updates[row]
+			a := s.noteUpdate(u)
+			switch u.Outcome {
+			case order.UpdateApplied:
+				return a, tallyNew
+			case order.UpdateNoop:
+				return a, tallySame
+			}
+			return a, tallyRejected
+		},
+		put: order.PutUpdateBatch,
+	}
+	k.finish(s, ctx, batches, items, ok)
+}
+
+// tally is which count of a bulk response an item adds to.
+type tally uint8
+
+const (
+	tallyNew      tally = iota // "created": committed now (an order created, a status change applied)
+	tallySame                  // "duplicates": already so (the same order, the same status)
+	tallyRejected              // "rejected": anything else
+	numTallies
+)
+
+// bulkKind is what differs between the two bulk endpoints once their items
+// are decoded into batches.
+type bulkKind[B bulkBatch] struct {
+	submit   func(B) error
+	refused  func(b B, a answer)                // counts the items of a batch TrySubmit refused
+	timedOut prometheus.Counter                 // counts a request whose commits were not confirmed in time
+	timeout  answer                             // and answers it
+	verdict  func(b B, row int) (answer, tally) // counts and answers the store's verdict on one item
+	put      func(B)                            // returns a batch to its pool
+}
+
+// finish ends a bulk request whose items are decoded into batches (split
+// reported ok; otherwise it answered already and the batches only go back
+// to their pool): submit and wait (submitAndWait), then answer every item
+// and write the response; or, when the wait timed out, answer 503 for the
+// whole request and leave the batches to the GC (their fates are unknown).
+func (k *bulkKind[B]) finish(s *Server, ctx *fasthttp.RequestCtx, batches []B, items []bulkItem, ok bool) {
 	if !ok {
 		for _, b := range batches {
-			order.PutUpdateBatch(b)
+			k.put(b)
 		}
 		return
 	}
-	refused := func(b *order.UpdateBatch, a answer) { s.updates[updateRefused(a)].Add(float64(b.Len())) }
-	if !submitAndWait(s, batches, items, s.deps.Updates.TrySubmit, refused) {
-		s.updates[updTimeout].Inc()
-		s.writeAnswer(ctx, ansUpdatesTimeout)
+	if !submitAndWait(s, batches, items, k.submit, k.refused) {
+		// Every item is safe to resend (order ids and status changes converge).
+		k.timedOut.Inc()
+		s.writeAnswer(ctx, k.timeout)
 		return
 	}
-	var applied, noops, rejected int
+	var counts [numTallies]int
 	for j := range items {
 		it := &items[j]
-		if it.batch < 0 {
-			rejected++
-			continue
+		t := tallyRejected
+		if it.batch >= 0 {
+			it.answer, t = k.verdict(batches[it.batch], it.row)
 		}
-		u := &batches[it.batch].Updates[it.row]
-		it.answer = s.noteUpdate(u)
-		switch u.Outcome {
-		case order.UpdateApplied:
-			applied++
-		case order.UpdateNoop:
-			noops++
-		default:
-			rejected++
-		}
+		counts[t]++
 	}
-	out := appendBulk(make([]byte, 0, 64+48*len(items)), applied, noops, rejected, items)
+	out := appendBulk(make([]byte, 0, 64+48*len(items)), counts[tallyNew], counts[tallySame], counts[tallyRejected], items)
 	writeJSON(ctx, fasthttp.StatusOK, out)
-	for _, b := range batches {
-		order.PutUpdateBatch(b)
+	for _, b := range batches { // every one completed or never submitted: ours again
+		k.put(b)
 	}
 }
 
