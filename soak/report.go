@@ -124,9 +124,12 @@ type Reconcile struct {
 	Repeated         int64    `json:"repeated"`
 	RepeatedExamples []string `json:"repeated_examples,omitempty"`
 	Foreign          int64    `json:"foreign,omitempty"`
-	TopicError       string   `json:"topic_error,omitempty"`
-	Examples         []string `json:"examples,omitempty"`
-	Seconds          float64  `json:"seconds"`
+	// Trimmed records were deleted from the broker once read, to bound its
+	// memory.
+	Trimmed    int64    `json:"trimmed"`
+	TopicError string   `json:"topic_error,omitempty"`
+	Examples   []string `json:"examples,omitempty"`
+	Seconds    float64  `json:"seconds"`
 }
 
 // OK reports whether nothing was lost, duplicated, phantom or unpublished.
@@ -362,8 +365,11 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		if !c.OK() {
 			verdict = "FAILED"
 		}
-		fmt.Fprintf(&b, "reconcile %s: %d acked, %d refused; lost %d, duplicated %d, phantom %d, unpublished %d; topic events %d, repeated %d (%.1fs)\n",
-			verdict, c.Acked, c.Refused, c.Lost, c.Duplicated, c.Phantom, c.Unpublished, c.TopicRecords, c.Repeated, c.Seconds)
+		fmt.Fprintf(&b, "reconcile %s: %d acked, %d refused; lost %d, duplicated %d, phantom %d, unpublished %d; topic events %d, repeated %d, foreign %d (%d trimmed from the broker once read; %.1fs)\n",
+			verdict, c.Acked, c.Refused, c.Lost, c.Duplicated, c.Phantom, c.Unpublished, c.TopicRecords, c.Repeated, c.Foreign, c.Trimmed, c.Seconds)
+		if c.TopicError != "" {
+			fmt.Fprintf(&b, "  topic error: %s\n", c.TopicError)
+		}
 		if len(c.Examples) > 0 {
 			fmt.Fprintf(&b, "  e.g. %s\n", strings.Join(c.Examples[:min(len(c.Examples), 5)], "; "))
 		}
