@@ -394,13 +394,17 @@ func reconcile(ctx context.Context, cfg Config, dbURL string, tc *topicCounter, 
 		rc.Examples = append(rc.Examples, r.Duplicated...)
 		rc.Examples = append(rc.Examples, r.Phantom...)
 	}
+	acked := make([][]uint64, len(results))
+	for i, res := range results {
+		acked[i] = res.AckedNumbers()
+	}
 	deadline := time.Now().Add(cfg.ReconcileTimeout)
 	var missing int
 	var examples []string
 	for {
 		missing, examples = 0, examples[:0]
-		for _, res := range results {
-			for _, n := range tc.missing(res.Report.RunID, res.AckedNumbers()) {
+		for i, res := range results {
+			for _, n := range tc.missing(res.Report.RunID, acked[i]) {
 				if missing < 10 {
 					examples = append(examples, "unpublished "+loadtest.OrderID(res.Report.RunID, n))
 				}
