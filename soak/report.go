@@ -53,6 +53,9 @@ type Report struct {
 	Last      Span       `json:"last"`
 	Reconcile *Reconcile `json:"reconcile,omitempty"`
 	Targets   []Target   `json:"targets"`
+	// Interrupted is set when the load was ended early (Ctrl-C): the
+	// windows and spans cover what ran.
+	Interrupted bool `json:"interrupted,omitempty"`
 	// ServerExit is set when orderflow did not stop cleanly at the end.
 	ServerExit string   `json:"server_exit,omitempty"`
 	Charts     []string `json:"charts,omitempty"`
@@ -341,6 +344,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, " for %s, autovacuum %s, a window every %s (minute: the window's end; µs and B per acknowledged order)\n",
 		r.Duration, r.Autovacuum, r.Interval)
+	if r.Interrupted && len(r.Samples) > 0 {
+		fmt.Fprintf(&b, "INTERRUPTED after %.0fs of load: what follows covers that\n", r.Samples[len(r.Samples)-1].T)
+	}
 	if l := r.Load; l != nil && l.Counts.DroppedByGenerator > 0 {
 		fmt.Fprintf(&b, "WARNING: %d requests dropped by the generator (max in-flight reached): the offered rate was not offered\n", l.Counts.DroppedByGenerator)
 	}

@@ -287,6 +287,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if loadErr != nil {
 		return rep, loadErr
 	}
+	rep.Interrupted = ctx.Err() != nil
 	if err := <-sampleErr; err != nil {
 		return rep, err
 	}
