@@ -53,6 +53,9 @@ type Report struct {
 	Last      Span       `json:"last"`
 	Reconcile *Reconcile `json:"reconcile,omitempty"`
 	Targets   []Target   `json:"targets"`
+	// Interrupted is set when the load was ended early (Ctrl-C): the
+	// windows and spans cover what ran.
+	Interrupted bool `json:"interrupted,omitempty"`
 	// ServerExit is set when orderflow did not stop cleanly at the end.
 	ServerExit string   `json:"server_exit,omitempty"`
 	Charts     []string `json:"charts,omitempty"`
@@ -124,9 +127,12 @@ type Reconcile struct {
 	Repeated         int64    `json:"repeated"`
 	RepeatedExamples []string `json:"repeated_examples,omitempty"`
 	Foreign          int64    `json:"foreign,omitempty"`
-	TopicError       string   `json:"topic_error,omitempty"`
-	Examples         []string `json:"examples,omitempty"`
-	Seconds          float64  `json:"seconds"`
+	// Trimmed records were deleted from the broker once read, to bound its
+	// memory.
+	Trimmed    int64    `json:"trimmed"`
+	TopicError string   `json:"topic_error,omitempty"`
+	Examples   []string `json:"examples,omitempty"`
+	Seconds    float64  `json:"seconds"`
 }
 
 // OK reports whether nothing was lost, duplicated, phantom or unpublished.
@@ -338,6 +344,9 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, " for %s, autovacuum %s, a window every %s (minute: the window's end; µs and B per acknowledged order)\n",
 		r.Duration, r.Autovacuum, r.Interval)
+	if r.Interrupted && len(r.Samples) > 0 {
+		fmt.Fprintf(&b, "INTERRUPTED after %.0fs of load: what follows covers that\n", r.Samples[len(r.Samples)-1].T)
+	}
 	if l := r.Load; l != nil && l.Counts.DroppedByGenerator > 0 {
 		fmt.Fprintf(&b, "WARNING: %d requests dropped by the generator (max in-flight reached): the offered rate was not offered\n", l.Counts.DroppedByGenerator)
 	}
@@ -362,8 +371,11 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		if !c.OK() {
 			verdict = "FAILED"
 		}
-		fmt.Fprintf(&b, "reconcile %s: %d acked, %d refused; lost %d, duplicated %d, phantom %d, unpublished %d; topic events %d, repeated %d (%.1fs)\n",
-			verdict, c.Acked, c.Refused, c.Lost, c.Duplicated, c.Phantom, c.Unpublished, c.TopicRecords, c.Repeated, c.Seconds)
+		fmt.Fprintf(&b, "reconcile %s: %d acked, %d refused; lost %d, duplicated %d, phantom %d, unpublished %d; topic events %d, repeated %d, foreign %d (%d trimmed from the broker once read; %.1fs)\n",
+			verdict, c.Acked, c.Refused, c.Lost, c.Duplicated, c.Phantom, c.Unpublished, c.TopicRecords, c.Repeated, c.Foreign, c.Trimmed, c.Seconds)
+		if c.TopicError != "" {
+			fmt.Fprintf(&b, "  topic error: %s\n", c.TopicError)
+		}
 		if len(c.Examples) > 0 {
 			fmt.Fprintf(&b, "  e.g. %s\n", strings.Join(c.Examples[:min(len(c.Examples), 5)], "; "))
 		}

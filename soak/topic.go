@@ -36,7 +36,8 @@ type topicCounter struct {
 	foreign  int64    // records without a ce_id of a run this soak knows
 	next     map[int32]int64
 	end      map[int32]int64
-	err      string // last fetch error
+	err      string          // last fetch error
+	trimmed  map[int32]int64 // per partition: the log start offset the broker last reported after a trim
 }
 
 // maxRepeatExamples bounds topicCounter.repeated.
@@ -47,7 +48,8 @@ func newTopicCounter(brokers []string, topic string, runs ...string) (*topicCoun
 	if err != nil {
 		return nil, fmt.Errorf("topic consumer: %w", err)
 	}
-	t := &topicCounter{cl: cl, topic: topic, seen: map[string][]uint8{}, next: map[int32]int64{}, end: map[int32]int64{}}
+	t := &topicCounter{cl: cl, topic: topic, seen: map[string][]uint8{}, next: map[int32]int64{}, end: map[int32]int64{},
+		trimmed: map[int32]int64{}}
 	for _, r := range runs {
 		t.seen[r] = nil
 	}
@@ -155,7 +157,19 @@ func (t *topicCounter) trim(ctx context.Context) {
 	req.Topics = append(req.Topics, topic)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, _ = req.RequestWith(ctx, t.cl)
+	resp, err := req.RequestWith(ctx, t.cl)
+	if err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, rt := range resp.Topics {
+		for _, p := range rt.Partitions {
+			if p.ErrorCode == 0 {
+				t.trimmed[p.Partition] = max(t.trimmed[p.Partition], p.LowWatermark)
+			}
+		}
+	}
 }
 
 // topicCounts is a snapshot of what the consumer has read.
@@ -163,6 +177,9 @@ type topicCounts struct {
 	Records int64 `json:"records"`
 	Repeats int64 `json:"repeats"`
 	Foreign int64 `json:"foreign,omitempty"`
+	// Trimmed is how many records the broker has deleted at the
+	// consumer's request (the sum of the partitions' log start offsets).
+	Trimmed int64 `json:"trimmed"`
 	// CaughtUp is true when every partition read is read up to the end
 	// offset its last fetch reported.
 	CaughtUp bool `json:"-"`
@@ -172,6 +189,9 @@ func (t *topicCounter) counts() topicCounts {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := topicCounts{Records: t.records, Repeats: t.repeats, Foreign: t.foreign, CaughtUp: true}
+	for _, off := range t.trimmed {
+		c.Trimmed += off
+	}
 	for p, e := range t.end {
 		if t.next[p] < e {
 			c.CaughtUp = false

@@ -8,7 +8,8 @@
 // It writes <out>.json, <out>-*.png charts and the processes' logs, and
 // exits non-zero when an order was lost, duplicated, phantom or
 // unpublished, or when the soak could not run. Targets that are not met are
-// printed, and fail the exit status only with -strict.
+// printed, and fail the exit status only with -strict. Ctrl-C ends the
+// load early; reconciliation, the report and the charts still follow.
 package main
 
 import (

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -156,6 +157,9 @@ func (s *Server) run(name string, args ...string) ([]byte, error) {
 		cmd = exec.Command(name, args...)
 	}
 	cmd.Dir = s.dir
+	// Its own process group, inherited by the postmaster pg_ctl starts: a
+	// Ctrl-C meant for the caller does not stop the server under it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd.CombinedOutput()
 }
 
