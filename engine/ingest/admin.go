@@ -8,12 +8,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/engine/metrics"
 )
 
 // AdminHandler serves the admin listener: GET /metrics (Prometheus text),
 // /debug/pprof/* (the standard profiles, traces included), GET /healthz
-// (the process is alive) and GET /readyz (200 only while ready returns nil).
+// (the process is alive), GET /readyz (200 only while ready returns nil) and
+// GET /openapi.yaml (the public API's OpenAPI document, api/openapi.yaml).
 // It runs on net/http: the admin port is not a hot path, and pprof's
 // handlers are written for it. Bind it to loopback unless a scraper needs
 // it elsewhere: pprof exposes internals.
@@ -39,6 +41,10 @@ func AdminHandler(m *metrics.Metrics, ready func(ctx context.Context) error) htt
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(api.OpenAPI)
 	})
 	return mux
 }

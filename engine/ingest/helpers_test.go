@@ -20,6 +20,7 @@ import (
 
 	"github.com/orderflow/orderflow/engine/metrics"
 	"github.com/orderflow/orderflow/engine/order"
+	"github.com/orderflow/orderflow/internal/apitest"
 )
 
 // fakeOrders commits every submitted order at once (OutcomeCreated, or
@@ -218,6 +219,7 @@ func do(c *fasthttp.Client, method, path, ct string, body []byte, hdr ...string)
 	for k, v := range res.Header.All() {
 		r.header[string(k)] = string(v)
 	}
+	apitest.DeferFast(req, res) // checked after the tests (some time this call): TestMain
 	return r
 }
 

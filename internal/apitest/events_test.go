@@ -1,0 +1,48 @@
+package apitest
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestEventSchemas: both schemas compile and tell a real value from a broken one.
+func TestEventSchemas(t *testing.T) {
+	e := Events()
+	created := `{"order":{"id":"ord_1","user_id":"u_42","status":"created","currency":"EUR","total_cents":487,"version":1,"created_at":"2026-11-25T10:00:00Z","updated_at":"2026-11-25T10:00:00.123456Z","items":[{"sku":"milk-1l","qty":2,"price_cents":119},{"sku":"bread-rye","qty":1,"price_cents":249}]}}`
+	changed := `{"order_id":"ord_1","status":"paid","previous_status":"created","version":2,"at":"2026-11-25T10:00:01.5Z"}`
+	ok := func(typ, v string) {
+		t.Helper()
+		if err := e.ValidateValue(typ, []byte(v)); err != nil {
+			t.Errorf("ValidateValue(%s, %s): %v", typ, v, err)
+		}
+	}
+	bad := func(typ, v string) {
+		t.Helper()
+		if err := e.ValidateValue(typ, []byte(v)); err == nil {
+			t.Errorf("ValidateValue(%s, %s) accepted it", typ, v)
+		}
+	}
+	ok("order.created", created)
+	ok("order.status_changed", changed)
+	bad("order.created", strings.Replace(created, `"qty":2`, `"qty":0`, 1))
+	bad("order.created", strings.Replace(created, `"version":1`, `"version":2`, 1))
+	bad("order.created", strings.Replace(created, `"2026-11-25T10:00:00Z"`, `"yesterday"`, 1))
+	bad("order.created", strings.Replace(created, `"user_id":"u_42"`, `"user_id":"u\u0007"`, 1))
+	bad("order.status_changed", strings.Replace(changed, `"paid"`, `"lost"`, 1))
+	bad("order.status_changed", strings.Replace(changed, `,"at":"2026-11-25T10:00:01.5Z"`, ``, 1))
+	bad("order.unknown", changed)
+
+	hdr := func(id, typ string) []Header {
+		return []Header{{"ce_specversion", []byte("1.0")}, {"ce_type", []byte(typ)}, {"ce_source", []byte("orderflow")},
+			{"ce_id", []byte(id)}, {"ce_time", []byte("2026-11-25T10:00:01.500000Z")}, {"content-type", []byte("application/json")}}
+	}
+	if err := e.ValidateRecord([]byte("ord_1"), hdr("ord_1/2", "order.status_changed"), []byte(changed)); err != nil {
+		t.Errorf("ValidateRecord: %v", err)
+	}
+	if err := e.ValidateRecord([]byte("ord_1"), hdr("ord_1/3", "order.status_changed"), []byte(changed)); err == nil {
+		t.Errorf("ValidateRecord accepted ce_id ord_1/3 for version 2")
+	}
+	if err := e.ValidateRecord([]byte("ord_2"), hdr("ord_1/2", "order.status_changed"), []byte(changed)); err == nil {
+		t.Errorf("ValidateRecord accepted key ord_2 for ce_id ord_1/2")
+	}
+}
