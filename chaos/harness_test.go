@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/apitest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
@@ -601,6 +602,7 @@ func readTopic(t *testing.T, brokers []string, prefix string, want map[string]st
 			if !strings.HasPrefix(string(r.Key), prefix) {
 				return
 			}
+			apitest.CheckRecord(t, r)
 			for _, h := range r.Headers {
 				if h.Key != "ce_id" {
 					continue

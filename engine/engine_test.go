@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/apitest"
 	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
@@ -34,7 +35,9 @@ func newEnv(t *testing.T, tweak func(*engine.Config)) *testEnv {
 	return &testEnv{t: t, Instance: enginetest.Start(t, opts...)}
 }
 
-var client = &http.Client{Timeout: 30 * time.Second}
+// client checks every exchange against api/openapi.yaml (TestMain fails the
+// package on a violation).
+var client = &http.Client{Timeout: 30 * time.Second, Transport: apitest.Default().Transport(nil)}
 
 type reply struct {
 	code   int

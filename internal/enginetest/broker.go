@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/orderflow/orderflow/internal/apitest"
 )
 
 // Topic is the topic the in-process broker is created with and the engine
@@ -67,7 +69,8 @@ func NewConsumer(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
 // with keyPrefix were seen or within passes, and returns those records in
 // the order read: fewer than want when time ran out, and possibly more,
 // since every matching record of the last poll is kept (so asking for one
-// more than expected shows extras).
+// more than expected shows extras). Each returned record is checked
+// against api/asyncapi.yaml and its event schema (apitest.CheckRecord).
 func Consume(t testing.TB, brokers []string, keyPrefix string, want int, within time.Duration) []*kgo.Record {
 	t.Helper()
 	cl := NewConsumer(t, brokers)
@@ -80,6 +83,7 @@ func Consume(t testing.TB, brokers []string, keyPrefix string, want int, within 
 		cancel()
 		fs.EachRecord(func(r *kgo.Record) {
 			if strings.HasPrefix(string(r.Key), keyPrefix) {
+				apitest.CheckRecord(t, r)
 				out = append(out, r)
 			}
 		})
