@@ -43,10 +43,16 @@ const (
 	// them along StatusChain. A worker that runs out of prepared orders
 	// creates new ones (they show in the order counts).
 	ScenarioStatus = "status"
+	// ScenarioBatcher sends new orders through the Go client's Batcher
+	// (package client): each worker is one caller of Batcher.CreateOrder,
+	// and the Batcher coalesces the callers' orders into POST
+	// /v1/order-batches requests. A "request" counts one caller's order;
+	// the client does not retry (MaxAttempts 1), so refusals are counted.
+	ScenarioBatcher = "batcher"
 )
 
 // Scenarios lists every scenario, for flag help and validation.
-var Scenarios = []string{ScenarioOrders, ScenarioDuplicates, ScenarioBatches, ScenarioMix, ScenarioStatus}
+var Scenarios = []string{ScenarioOrders, ScenarioDuplicates, ScenarioBatches, ScenarioMix, ScenarioStatus, ScenarioBatcher}
 
 // MixStatuses are the status changes ScenarioMix applies, in order, to each
 // order it created: versions 2 and 3.

@@ -3,6 +3,8 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/orderflow/orderflow/client"
 )
 
 // Constant request parts, converted once.
@@ -132,9 +136,10 @@ type run struct {
 	sent        atomic.Int64  // requests started, for MaxRequests
 	dropped     atomic.Int64  // measured open-loop requests not sent: MaxInFlight reached
 	series      series
-	windows     *series      // per Config.Window; nil when it is 0
-	prepared    []uint64     // ScenarioStatus: acknowledged prepared orders
-	taken       atomic.Int64 // ScenarioStatus: prepared orders handed out
+	windows     *series         // per Config.Window; nil when it is 0
+	prepared    []uint64        // ScenarioStatus: acknowledged prepared orders
+	taken       atomic.Int64    // ScenarioStatus: prepared orders handed out
+	batcher     *client.Batcher // ScenarioBatcher only
 }
 
 // observe records a measured answer in the per-second series and, when
@@ -184,6 +189,14 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 		})
 	}
 
+	if cfg.Scenario == ScenarioBatcher {
+		c, err := client.New(client.Config{BaseURL: cfg.Target, MaxAttempts: 1, AttemptTimeout: cfg.RequestTimeout})
+		if err != nil {
+			return nil, err
+		}
+		r.batcher = c.NewBatcher(client.BatcherConfig{BatchTimeout: cfg.RequestTimeout})
+		defer r.batcher.Close(context.WithoutCancel(parent))
+	}
 	var recs []*recorder
 	if prep != nil {
 		recs = append(recs, prep)
@@ -413,6 +426,8 @@ func (w *worker) do(at time.Duration) {
 		} else {
 			w.doOrder(at)
 		}
+	case ScenarioBatcher:
+		w.doBatcher(at)
 	case ScenarioMix:
 		if w.mixN != 0 {
 			w.doUpdate(at)
@@ -531,6 +546,41 @@ func (w *worker) sendBatch(at time.Duration, first uint64, size int) {
 	w.rec.observeBatch(first, status, oc, w.items, w.itemOC, measured, lat)
 	if measured {
 		r.observe(done-r.measureFrom, status, lat, acked, 0)
+	}
+}
+
+// doBatcher hands one new order to the run's Batcher and records its own
+// result: 201, 200 on a replay, or the client's error (status 0 and an
+// unknown outcome when no answer came or the outcome is not known).
+func (w *worker) doBatcher(at time.Duration) {
+	r, g := w.r, w.r.g
+	n := r.next.Add(1)
+	w.body = g.payload.appendBody(w.body[:0], n)
+	var o client.Order
+	if err := json.Unmarshal(w.body, &o); err != nil {
+		panic("BUG: the generator's order does not decode: " + err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.RequestTimeout)
+	res, err := r.batcher.CreateOrder(ctx, o)
+	cancel()
+	done := time.Since(r.start)
+	status, oc := fasthttp.StatusCreated, outcomeAcked
+	var e *client.Error
+	switch {
+	case err == nil && res.Replayed:
+		status = fasthttp.StatusOK
+	case errors.As(err, &e):
+		status, oc = e.StatusCode, classify(e.StatusCode)
+		if !e.OutcomeKnown {
+			oc = outcomeUnknown
+		}
+	case err != nil:
+		status, oc = 0, outcomeUnknown
+	}
+	measured := at >= r.measureFrom
+	w.rec.observe(n, status, oc, false, measured, done-at)
+	if measured {
+		r.observe(done-r.measureFrom, status, done-at, b2i(oc == outcomeAcked), 0)
 	}
 }
 

@@ -100,6 +100,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "timeout of one request, connect included")
 	fs.StringVar(&cfg.Scenario, "scenario", loadtest.ScenarioOrders, `"orders" (new orders only), "duplicates" (Idempotency-Key on every order, 5% resends expecting 200), `+
 		`"batches" (-batch-size orders per POST /v1/order-batches, NDJSON), "mix" (each acknowledged order then goes paid → assembling via POST /v1/orders/{id}/status) `+
+		`"batcher" (each connection is one caller of the Go client's Batcher, which coalesces their orders into bulk requests) `+
 		`or "status" (-status-orders orders created in bulk before measuring, then only POST /v1/orders/{id}/status moving each paid → assembling → delivering → delivered)`)
 	fs.IntVar(&cfg.StatusOrders, "status-orders", 20_000, "status: orders created before measuring (4 status changes each); workers that run out create more")
 	fs.IntVar(&cfg.BatchSize, "batch-size", 100, "batches: orders per request (1–10000)")

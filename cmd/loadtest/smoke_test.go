@@ -23,8 +23,8 @@ import (
 // PostgreSQL database with the demo catalog, an in-process kfake broker)
 // and fails on any lost, duplicated, phantom or unpublished order or wrong
 // final status. It covers every scenario that writes: duplicates (new
-// orders with keys plus 5% resends), batches and the create + status mix,
-// about 10 s of load in all (3 s under -short). It asserts correctness, not
+// orders with keys plus 5% resends), batches, the create + status mix and
+// the Go client's Batcher, about 13 s of load in all (4 s under -short). It asserts correctness, not
 // speed: under -race on two busy cores the throughput means nothing.
 func TestSmokeLoadAgainstRealServer(t *testing.T) {
 	per := []time.Duration{4 * time.Second, 3 * time.Second, 3 * time.Second}
@@ -91,6 +91,7 @@ func TestSmokeLoadAgainstRealServer(t *testing.T) {
 	f("dups", per[0], "-target", base, "-admin", admin, "-scenario", loadtest.ScenarioDuplicates)
 	f("batch", per[1], "-targets", "of="+base, "-target-opt", "of.admin="+admin, "-scenario", loadtest.ScenarioBatches, "-batch-size", "50")
 	f("mix", per[2], "-target", base, "-admin", admin, "-scenario", loadtest.ScenarioMix)
+	f("batcher", per[2], "-target", base, "-admin", admin, "-scenario", loadtest.ScenarioBatcher)
 
 	// Each report must show real work and a clean reconciliation.
 	rep, err := loadtest.ReadReport(filepath.Join(dir, "dups.json"))
@@ -116,5 +117,12 @@ func TestSmokeLoadAgainstRealServer(t *testing.T) {
 	}
 	if rc := rep.Reconcile; rc == nil || !rc.OK() || rc.StateChecked == 0 || rep.Counts.Updates.Acked == 0 {
 		t.Fatalf("mix: reconcile %+v, updates %+v; want OK with final states checked", rep.Reconcile, rep.Counts.Updates)
+	}
+	rep, err = loadtest.ReadReport(filepath.Join(dir, "batcher.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := rep.Reconcile; rc == nil || !rc.OK() || rc.Acked == 0 {
+		t.Fatalf("batcher: reconcile %+v; want OK over some acked orders", rep.Reconcile)
 	}
 }
