@@ -12,8 +12,8 @@
 # Environment (all optional):
 #   DURATION=10s        measured time of each main run
 #   CONNS=64            closed-loop connections
-#   SCENARIO=orders     orders | duplicates | batches | mix | status (the no-op
-#                       answers only single orders meaningfully)
+#   SCENARIO=orders     orders | duplicates | batches | mix | status | batcher (the
+#                       no-op answers only single orders meaningfully)
 #   TARGETS="orderflow baseline noop"   which to measure, in this order
 #   SWEEP=1000,2000,4000  open-loop offered rates after each main run ("" to skip)
 #   SWEEP_DURATION=3s   measured time of each sweep run
