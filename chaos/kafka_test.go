@@ -185,7 +185,7 @@ func TestKafkaFaultsBacklogDrains(t *testing.T) {
 	if res.Lost != 0 || res.VersionLost != 0 || res.Duplicated != 0 || res.Unpublished != 0 || res.Outbox != 0 {
 		t.Errorf("reconciliation failed: %s; examples: %q", res, res.examples)
 	}
-	// CONTRACT.md: within one order, events are published in version order,
+	// docs/api.md "Events": within one order, events are published in version order,
 	// and a consumer that dedupes on ce_id and ignores versions it has passed
 	// sees every order's history.
 	t.Run("per-order event order", func(t *testing.T) {

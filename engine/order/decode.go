@@ -8,7 +8,7 @@ import (
 	"github.com/orderflow/orderflow/engine/internal/bytesutil"
 )
 
-// Limits from CONTRACT.md.
+// Limits of the API (api/openapi.yaml).
 const (
 	// MaxIDLen is the longest id or items[].sku, in bytes of A-Z a-z 0-9 _ - . :
 	MaxIDLen = 64
@@ -65,8 +65,8 @@ type decoder struct {
 	keyBuf [keyBufLen]byte
 }
 
-// DecodeOrder decodes one order from body, a JSON object as described in
-// CONTRACT.md, appends it to b.Orders and returns a pointer to it. The
+// DecodeOrder decodes one order from body, a JSON object as api/openapi.yaml
+// describes it, appends it to b.Orders and returns a pointer to it. The
 // order's items go to the batch's item storage (Order.Items is a capped
 // sub-slice of it) and every string, the idempotency key included, is copied
 // into the batch arena, so body may be reused as soon as DecodeOrder returns.

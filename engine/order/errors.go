@@ -6,7 +6,7 @@ import "strconv"
 // ingest layer answers it with 400 and the body
 // {"error":{"code":Code,"message":Message,"field":Field}}.
 //
-// Code is one of the snake_case codes listed in CONTRACT.md and decode.go
+// Code is one of the snake_case codes listed in api/openapi.yaml and decode.go
 // (invalid_json, not_an_object, trailing_data, invalid_utf8, duplicate_key,
 // missing_field, null_value, wrong_type, number_out_of_range, invalid_value,
 // too_deep, too_many_items). Field is a JSON path such as "items[2].qty" when

@@ -8,7 +8,7 @@ package order
 //
 // Limits: the splitters take no maximum. The callback sees each item's
 // index and returns false to stop: the caller enforces its item limit
-// (10,000 per CONTRACT.md) by stopping at index == max and answering as it
+// (10,000 by default, api/openapi.yaml) by stopping at index == max and answering as it
 // sees fit; the splitter then returns nil at once without reading further.
 
 var (

@@ -371,7 +371,7 @@ func capBuf(b []byte) []byte {
 	return b[:0]
 }
 
-// fill copies ev into r's buffers and sets up r.rec per CONTRACT.md.
+// fill copies ev into r's buffers and sets up r.rec as api/asyncapi.yaml describes (key, CloudEvents headers).
 func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 	r.key = append(r.key[:0], ev.OrderID...)
 	r.value = append(r.value[:0], ev.Payload...)

@@ -231,8 +231,8 @@ func consumeUntil(t testing.TB, e *Embedded, want []order.Event, timeout time.Du
 	return recs
 }
 
-// checkRecords checks every record against its event (CONTRACT.md "Kafka
-// events") and the ordering promise: per order, one partition, and a consumer
+// checkRecords checks every record against its event (api/asyncapi.yaml,
+// docs/api.md "Events") and the ordering promise: per order, one partition, and a consumer
 // that dedupes on ce_id and ignores versions it has passed sees versions
 // 1, 2, ... with no gap.
 func checkRecords(t testing.TB, recs []*kgo.Record, want []order.Event) {
