@@ -10,13 +10,17 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/orderflow/orderflow/api"
 )
 
-// EventSchemas are the compiled api/events/*.schema.json, by ce_type.
+// EventSchemas are the compiled api/events/*.schema.json, by ce_type, and
+// the record key and header schemas of api/asyncapi.yaml.
 type EventSchemas struct {
-	byType map[string]*jsonschema.Schema
+	byType  map[string]*jsonschema.Schema
+	headers map[string]*jsonschema.Schema // by ce_type: the message's headers schema
+	key     *jsonschema.Schema
 }
 
 var (
@@ -29,7 +33,12 @@ var (
 // (JSON Schema 2020-12, formats asserted). It panics when they do not
 // compile.
 func Events() *EventSchemas {
-	eventsOnce.Do(func() { events, eventsErr = LoadEvents(api.Events) })
+	eventsOnce.Do(func() {
+		events, eventsErr = LoadEvents(api.Events)
+		if eventsErr == nil {
+			eventsErr = events.loadAsyncAPI(api.AsyncAPI)
+		}
+	})
 	if eventsErr != nil {
 		panic("apitest: " + eventsErr.Error())
 	}
@@ -69,6 +78,62 @@ func LoadEvents(fsys fs.FS) (*EventSchemas, error) {
 	return out, nil
 }
 
+// loadAsyncAPI compiles the record key schema and each message's headers
+// schema from an AsyncAPI 3.0 document, and checks that every message's
+// payload names the event schema file of its type.
+func (e *EventSchemas) loadAsyncAPI(doc []byte) error {
+	var y any
+	if err := yaml.Unmarshal(doc, &y); err != nil {
+		return fmt.Errorf("asyncapi.yaml: %w", err)
+	}
+	root, _ := y.(map[string]any)
+	if v, _ := root["asyncapi"].(string); !strings.HasPrefix(v, "3.0") {
+		return fmt.Errorf("asyncapi.yaml: asyncapi %q; want 3.0.x", root["asyncapi"])
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft7) // AsyncAPI's default schema format is a JSON Schema draft-07 superset
+	const url = "file:///api/asyncapi.json"
+	if err := c.AddResource(url, y); err != nil {
+		return fmt.Errorf("asyncapi.yaml: %w", err)
+	}
+	key, err := c.Compile(url + "#/components/schemas/key")
+	if err != nil {
+		return fmt.Errorf("asyncapi.yaml key: %w", err)
+	}
+	e.key, e.headers = key, map[string]*jsonschema.Schema{}
+	msgs, _ := dig(root, "components", "messages").(map[string]any)
+	for name, m := range msgs {
+		typ, _ := dig(m, "name").(string)
+		ref, _ := dig(m, "headers", "$ref").(string)
+		payload, _ := dig(m, "payload", "schema", "$ref").(string)
+		if e.byType[typ] == nil || payload != "./events/"+typ+".schema.json" || !strings.HasPrefix(ref, "#/") {
+			return fmt.Errorf("asyncapi.yaml message %s: name %q, payload %q, headers %q: want an event type of api/events, its schema file and a local headers schema", name, typ, payload, ref)
+		}
+		h, err := c.Compile(url + ref)
+		if err != nil {
+			return fmt.Errorf("asyncapi.yaml message %s headers: %w", name, err)
+		}
+		e.headers[typ] = h
+	}
+	for typ := range e.byType {
+		if e.headers[typ] == nil {
+			return fmt.Errorf("asyncapi.yaml has no message for event type %s", typ)
+		}
+	}
+	return nil
+}
+
+func dig(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
 // Types lists the event types that have a schema.
 func (e *EventSchemas) Types() []string {
 	var out []string
@@ -94,10 +159,7 @@ func (e *EventSchemas) ValidateValue(ceType string, value []byte) error {
 	return nil
 }
 
-var (
-	ceIDPattern   = regexp.MustCompile(`^([A-Za-z0-9_.:-]{1,64})/([1-9][0-9]*)$`)
-	ceTimePattern = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$`)
-)
+var ceIDPattern = regexp.MustCompile(`^([A-Za-z0-9_.:-]{1,64})/([1-9][0-9]*)$`)
 
 // Header is one record header (the shape of kgo.RecordHeader, without
 // importing franz-go here).
@@ -107,10 +169,10 @@ type Header struct {
 }
 
 // ValidateRecord checks one Kafka record against api/asyncapi.yaml and the
-// event schemas: the key is the order id; the CloudEvents headers are
-// present once each with their formats (ce_id "<key>/<version>", ce_time
-// UTC with microseconds); the value matches its ce_type's schema and
-// agrees with the key and ce_id.
+// event schemas: the key and the headers (each at most once) match the
+// document's key schema and its message's headers schema for ce_type; the
+// value matches its ce_type's schema; ce_id is "<key>/<version>" with the
+// value's order id and version.
 func (e *EventSchemas) ValidateRecord(key []byte, headers []Header, value []byte) error {
 	h := map[string]string{}
 	for _, hd := range headers {
@@ -119,22 +181,25 @@ func (e *EventSchemas) ValidateRecord(key []byte, headers []Header, value []byte
 		}
 		h[hd.Key] = string(hd.Value)
 	}
-	for _, k := range []string{"ce_specversion", "ce_type", "ce_source", "ce_id", "ce_time", "content-type"} {
-		if h[k] == "" {
-			return fmt.Errorf("record %s: header %s missing; have %v", key, k, h)
-		}
+	typ := h["ce_type"]
+	hs := e.headers[typ]
+	if hs == nil {
+		return fmt.Errorf("record %s: ce_type %q has no message in api/asyncapi.yaml", key, typ)
 	}
-	if h["ce_specversion"] != "1.0" || h["content-type"] != "application/json" {
-		return fmt.Errorf("record %s: ce_specversion %q, content-type %q", key, h["ce_specversion"], h["content-type"])
+	hv := map[string]any{}
+	for k, v := range h {
+		hv[k] = v
+	}
+	if err := hs.Validate(hv); err != nil {
+		return fmt.Errorf("record %s: headers %v: %w", key, h, err)
+	}
+	if err := e.key.Validate(string(key)); err != nil {
+		return fmt.Errorf("record key %q: %w", key, err)
 	}
 	m := ceIDPattern.FindStringSubmatch(h["ce_id"])
 	if m == nil || m[1] != string(key) {
 		return fmt.Errorf("record %s: ce_id %q is not <key>/<version>", key, h["ce_id"])
 	}
-	if !ceTimePattern.MatchString(h["ce_time"]) {
-		return fmt.Errorf("record %s: ce_time %q is not RFC 3339 UTC with microseconds", key, h["ce_time"])
-	}
-	typ := h["ce_type"]
 	if err := e.ValidateValue(typ, value); err != nil {
 		return fmt.Errorf("record %s: %w", key, err)
 	}

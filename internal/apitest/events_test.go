@@ -45,4 +45,17 @@ func TestEventSchemas(t *testing.T) {
 	if err := e.ValidateRecord([]byte("ord_2"), hdr("ord_1/2", "order.status_changed"), []byte(changed)); err == nil {
 		t.Errorf("ValidateRecord accepted key ord_2 for ce_id ord_1/2")
 	}
+	// Headers against api/asyncapi.yaml.
+	badHeader := func(what string, change func([]Header) []Header) {
+		t.Helper()
+		if err := e.ValidateRecord([]byte("ord_1"), change(hdr("ord_1/2", "order.status_changed")), []byte(changed)); err == nil {
+			t.Errorf("ValidateRecord accepted headers with %s", what)
+		}
+	}
+	badHeader("no ce_source", func(h []Header) []Header { return append(h[:2], h[3:]...) })
+	badHeader("ce_specversion 0.3", func(h []Header) []Header { h[0].Value = []byte("0.3"); return h })
+	badHeader("ce_time without microseconds", func(h []Header) []Header { h[4].Value = []byte("2026-11-25T10:00:01Z"); return h })
+	badHeader("content-type text/plain", func(h []Header) []Header { h[5].Value = []byte("text/plain"); return h })
+	badHeader("ce_type of the other message", func(h []Header) []Header { h[1].Value = []byte("order.created"); return h })
+	badHeader("ce_source twice", func(h []Header) []Header { return append(h, h[2]) })
 }
