@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/client"
+	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
@@ -18,7 +19,7 @@ func order(id string) client.Order {
 // Every typed call against a real server: answers, replays, and each kind
 // of refusal as an *Error with the API's code and field, sent once.
 func TestCallsAgainstTheServer(t *testing.T) {
-	s := startServer(t, pgtest.New(t), nil)
+	s := enginetest.Start(t)
 	c := newClient(t, s, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -132,7 +133,7 @@ func TestCallsAgainstTheServer(t *testing.T) {
 	if _, err := b.CreateOrder(ctx, order("ord_c8")); !errors.Is(err, client.ErrClosed) {
 		t.Errorf("CreateOrder after Close: %v; want ErrClosed", err)
 	}
-	if n := pgtest.Int64(t, s.dbURL, `SELECT count(*) FROM orders`); n != 4 {
+	if n := pgtest.Int64(t, s.DatabaseURL, `SELECT count(*) FROM orders`); n != 4 {
 		t.Errorf("orders stored: %d; want 4 (c1, c4, c5, c6)", n)
 	}
 }

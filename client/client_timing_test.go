@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/client"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
 // BenchmarkCreateOrder64Callers: 64 goroutines create b.N orders in all
@@ -20,7 +20,7 @@ import (
 //
 //	go test -run XXX -bench CreateOrder64Callers -benchtime 20000x -count 10 ./client/
 func BenchmarkCreateOrder64Callers(b *testing.B) {
-	s := startServer(b, pgtest.New(b), nil)
+	s := enginetest.Start(b)
 	run := 0
 	for _, batched := range []bool{false, true} {
 		name := "batcher=off"
@@ -79,8 +79,8 @@ func BenchmarkCreateOrder64Callers(b *testing.B) {
 
 // newBenchClient is a client of s without the spec checks (they would
 // dominate the measurement).
-func newBenchClient(b *testing.B, s *server) *client.Client {
-	c, err := client.New(client.Config{BaseURL: s.base})
+func newBenchClient(b *testing.B, s *enginetest.Instance) *client.Client {
+	c, err := client.New(client.Config{BaseURL: s.URL})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,7 +15,9 @@ import (
 	"github.com/orderflow/orderflow/client"
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/engine/ingest"
+	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/privatepg"
 )
 
 // load runs callers goroutines that each create orders "<prefix><caller>_<n>"
@@ -129,31 +131,42 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 // up stored exactly once and acknowledged to its caller. The server
 // answered 503 meanwhile (checked), so the client's retries did the work.
 func TestEveryOrderStoredOnceThroughPostgresRestart(t *testing.T) {
-	pg := pgtest.StartPrivate(t)
-	s := startServer(t, pg.URL, func(c *engine.Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg, err := privatepg.Start(ctx, privatepg.Options{Database: "orderflow", DirPrefix: "orderflow-client-pg-",
+		Settings: map[string]string{"max_connections": "60", "shared_buffers": "32MB"}})
+	if err != nil {
+		t.Fatalf("private PostgreSQL: %v", err)
+	}
+	t.Cleanup(pg.Close)
+	s := enginetest.Start(t, enginetest.WithDatabase(pg.URL("orderflow")), enginetest.WithCatalog(engine.DemoProducts), enginetest.WithConfig(func(c *engine.Config) {
 		c.Store.TxTimeout = 2 * time.Second
 		c.Store.MaxRetries = 3
 		c.Store.RetryBackoff = 20 * time.Millisecond
 		c.Pipeline.WriteTimeout = 6 * time.Second
 		c.Ingest.AckTimeout = 10 * time.Second
-	})
+	}))
 	c := newClient(t, s, func(cfg *client.Config) { cfg.MaxAttempts = -1 })
 	b := c.NewBatcher(client.BatcherConfig{MaxOrders: 32, Linger: 5 * time.Millisecond, BatchTimeout: 2 * time.Minute})
 	l := startLoad(c, b, "pgr_", 16, 0)
 	waitUntil(t, 60*time.Second, "first acknowledgements", func() bool { return l.acks.Load() >= 100 })
-	pg.Stop()
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(2 * time.Second)
-	pg.Start()
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
 	from := l.acks.Load()
 	waitUntil(t, 90*time.Second, "acknowledgements after the restart", func() bool { return l.acks.Load() >= from+100 })
 	l.finish()
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := answered(t, s.admin, http.StatusServiceUnavailable); n == 0 {
+	if n := answered(t, s.AdminURL, http.StatusServiceUnavailable); n == 0 {
 		t.Errorf("the server answered no 503 while PostgreSQL was down: the test did not test retries")
 	}
-	l.verify(t, pg.URL, "pgr_")
+	l.verify(t, s.DatabaseURL, "pgr_")
 }
 
 // Through overload (a tiny admission limit, a tiny queue and a per-key rate
@@ -162,14 +175,14 @@ func TestEveryOrderStoredOnceThroughPostgresRestart(t *testing.T) {
 // on the way (checked).
 func TestEveryOrderStoredOnceThroughOverload(t *testing.T) {
 	const key = "client-test-key-0123456789"
-	s := startServer(t, pgtest.New(t), func(c *engine.Config) {
+	s := enginetest.Start(t, enginetest.WithConfig(func(c *engine.Config) {
 		c.Ingest.MaxInflight = 4
 		c.Ingest.MaxQueueWait = time.Millisecond
 		c.Ingest.APIKeys = []ingest.APIKey{{Name: "test", Key: key}}
 		c.Ingest.PerKeyLimit = ingest.Limit{Rate: 100, Burst: 5}
 		c.Pipeline.QueueRows = 8
 		c.Pipeline.MaxBatchRows = 4
-	})
+	}))
 	c := newClient(t, s, func(cfg *client.Config) { cfg.APIKey = key; cfg.MaxAttempts = -1 })
 	b := c.NewBatcher(client.BatcherConfig{MaxOrders: 16, Linger: 2 * time.Millisecond, MaxInflight: 2, BatchTimeout: 2 * time.Minute})
 	l := startLoad(c, b, "ovl_", 64, 12)
@@ -180,11 +193,11 @@ func TestEveryOrderStoredOnceThroughOverload(t *testing.T) {
 	if got := l.acks.Load(); got != 64*12 {
 		t.Errorf("%d orders acknowledged; want all %d", got, 64*12)
 	}
-	if n := answered(t, s.admin, http.StatusServiceUnavailable); n == 0 {
+	if n := answered(t, s.AdminURL, http.StatusServiceUnavailable); n == 0 {
 		t.Errorf("no 503 under overload: the limits did not bite")
 	}
-	if n := answered(t, s.admin, http.StatusTooManyRequests); n == 0 {
+	if n := answered(t, s.AdminURL, http.StatusTooManyRequests); n == 0 {
 		t.Errorf("no 429 under overload: the rate limit did not bite")
 	}
-	l.verify(t, s.dbURL, "ovl_")
+	l.verify(t, s.DatabaseURL, "ovl_")
 }
