@@ -1,7 +1,8 @@
 // Package ingest is orderflow's front door: the fasthttp server for the
-// public API and the admin handler (metrics, pprof, health). fasthttp reads
-// a request within ReadTimeout, MaxHeaderBytes (431) and the route's body
-// limit (413). The handler finds the route in the route table (route.go),
+// public API and the admin handler (metrics, pprof, health, and the API's
+// OpenAPI document at /openapi.yaml). fasthttp reads a request within
+// ReadTimeout, MaxHeaderBytes (431) and the route's body limit (413). The
+// handler finds the route in the route table (route.go),
 // then the guard (guard.go) judges it on headers alone, before any body
 // work: per-IP token bucket (429), API key (401), the key's own bucket
 // (429); buckets are local (x/time/rate) or, with Deps.Redis, shared by
