@@ -208,7 +208,13 @@ func (s *Spec) check(x Exchange) error {
 		}
 		return errorBody(x.RespBody)
 	}
-	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: s.opts}
+	opts := s.opts
+	if splitArray(route.Operation.OperationID, req.Header.Get("Content-Type"), body) {
+		o := *s.opts
+		o.ExcludeRequestBody = true
+		opts = &o
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
 	reqErr := openapi3filter.ValidateRequest(ctx, in)
 	if reqErr == nil && gunzipErr != nil {
 		reqErr = gunzipErr
@@ -239,6 +245,22 @@ func (s *Spec) check(x Exchange) error {
 	s.seen[Pair{route.Operation.OperationID, x.Status}]++
 	s.mu.Unlock()
 	return errors.Join(problems...)
+}
+
+// splitArray reports whether a bulk request's body is a JSON array that is
+// not valid JSON as a whole: the server splits an array into its elements
+// without parsing it whole, and answers an element that is not JSON on its
+// own (400 in its result), as api/openapi.yaml says; a JSON decoder cannot
+// validate such a body, so only the answer is checked.
+func splitArray(op, contentType string, body []byte) bool {
+	if op != "createOrders" && op != "setStatuses" {
+		return false
+	}
+	if mt, _, _ := strings.Cut(contentType, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
+		return false
+	}
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && b[0] == '[' && !json.Valid(body)
 }
 
 // checkEncoding applies the Content-Encoding parameter's schema (the
