@@ -148,7 +148,12 @@ func (c *Config) Settings() []conf.Setting {
 	s = append(s, c.Publish.Settings()...)
 	s = append(s, c.Ingest.Settings()...)
 	s = append(s, c.Pipeline.Settings(pipeline.Prefix)...)
-	s = append(s, c.StatusPipeline.Settings(StatusPrefix)...)
+	for _, st := range c.StatusPipeline.Settings(StatusPrefix) {
+		if st.Name == StatusPrefix+"."+pipeline.FlagWriters {
+			st.Usage += "; 1 (the default) hands each order's status events to the publisher in commit order"
+		}
+		s = append(s, st)
+	}
 	s = append(s, c.Catalog.Settings()...)
 	return s
 }
