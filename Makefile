@@ -32,12 +32,17 @@ fmt: ## gofmt the tree
 vet: ## go vet
 	$(GO) vet $(PKG)
 
-lint: ## gofmt check + go vet
+# staticcheck is pinned: a new release may add checks, and the lint must not change under a commit.
+# v0.8.2 (2026.2.2) is built for Go 1.26 (its go.mod says go 1.26.0), which loading this module needs.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## gofmt check, go vet, staticcheck (pinned) and go mod tidy -diff; zero findings (a suppression says why)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKG)
+	$(GO) run $(STATICCHECK) $(PKG)
+	$(GO) mod tidy -diff
 
-test: db redis ## database and Redis set-up, go vet, then every test with -race (integration tests, the 10 s load-test smoke and the 60 s soak included; a dead database fails them)
-	$(GO) vet $(PKG)
+test: lint db redis ## make lint, database and Redis set-up, then every test with -race (integration tests, the 10 s load-test smoke and the 60 s soak included; a dead database fails them)
 	$(GO) test -race -count=1 -timeout 8m $(PKG)
 
 smoke: db ## only the load-test smoke (part of test): ~10 s of load against an in-process server, reconciled

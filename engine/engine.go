@@ -23,157 +23,6 @@ import (
 	"github.com/orderflow/orderflow/engine/store"
 )
 
-// Config is the whole server's configuration. cmd/orderflow fills it from
-// flags and environment; the zero value of every field means its default.
-type Config struct {
-	// Listen is the public HTTP address. Default: ":8080".
-	Listen string
-	// AdminListen is the metrics/pprof/health address. Default:
-	// "127.0.0.1:6060" (loopback: pprof exposes internals).
-	AdminListen string
-	// DatabaseURL is the PostgreSQL connection string. Default:
-	// "postgres://127.0.0.1:5432/orderflow?sslmode=disable".
-	DatabaseURL string
-	// KafkaBrokers are the seed brokers. Empty: run the embedded
-	// development broker at EmbeddedKafkaAddr.
-	KafkaBrokers []string
-	// KafkaTopic receives every order event. Default: "orders".
-	KafkaTopic string
-	// EmbeddedKafkaAddr is where the embedded broker listens when
-	// KafkaBrokers is empty. Default: "127.0.0.1:9092".
-	EmbeddedKafkaAddr string
-	// EmbeddedKafkaPartitions is the topic's partition count on the
-	// embedded broker. Default: 4.
-	EmbeddedKafkaPartitions int32
-	// ShutdownTimeout is the whole drain budget on SIGTERM. Default: 30s.
-	ShutdownTimeout time.Duration
-	// RedisURL, when set (redis://[user:pass@]host:port/db), keeps the
-	// per-key and per-IP rate limits (Ingest.PerKeyLimit, PerIPLimit) in
-	// Redis, shared by every instance. Empty: each instance limits alone.
-	// Redis failing at run time makes each instance fall back to its local
-	// limit; it never fails requests. Default: "".
-	RedisURL string
-	// DrainDelay keeps serving for this long after /readyz turns 503, so a
-	// load balancer stops sending before the listener closes. Default: 0.
-	DrainDelay time.Duration
-
-	Ingest   ingest.Config
-	Pipeline pipeline.Config
-	// StatusPipeline tunes the status-change pipeline. Its Writers default
-	// to 1: a single writer commits and hands events to the publisher in
-	// commit order, which keeps each order's status events in version order
-	// on the fast path (see doc.go).
-	StatusPipeline pipeline.Config
-	Store          store.Config
-	Publish        publish.Config
-	Catalog        catalog.Config
-
-	// MutexProfileFraction and BlockProfileRate switch on the mutex and
-	// block profiles of /debug/pprof (runtime.SetMutexProfileFraction,
-	// runtime.SetBlockProfileRate; they are process-wide). 0 leaves them
-	// off: they cost a little on every contended lock or blocking event.
-	// `make profile` turns them on. Default: 0.
-	MutexProfileFraction int
-	BlockProfileRate     int
-
-	// Logger receives the server's logs. Default: slog.Default().
-	Logger *slog.Logger
-}
-
-// DefaultConfig returns the defaults documented on Config.
-func DefaultConfig() Config {
-	return Config{
-		Listen:                  ":8080",
-		AdminListen:             "127.0.0.1:6060",
-		DatabaseURL:             "postgres://127.0.0.1:5432/orderflow?sslmode=disable",
-		KafkaTopic:              "orders",
-		EmbeddedKafkaAddr:       "127.0.0.1:9092",
-		EmbeddedKafkaPartitions: 4,
-		ShutdownTimeout:         30 * time.Second,
-		Ingest:                  ingest.DefaultConfig(),
-		Pipeline:                pipeline.DefaultConfig(),
-		StatusPipeline:          statusPipelineDefaults(),
-		Store:                   store.DefaultConfig(),
-		Publish:                 publish.DefaultConfig(),
-		Catalog:                 catalog.DefaultConfig(),
-	}
-}
-
-func (c *Config) fill() {
-	d := DefaultConfig()
-	if c.Listen == "" {
-		c.Listen = d.Listen
-	}
-	if c.AdminListen == "" {
-		c.AdminListen = d.AdminListen
-	}
-	if c.DatabaseURL == "" {
-		c.DatabaseURL = d.DatabaseURL
-	}
-	if c.KafkaTopic == "" {
-		c.KafkaTopic = d.KafkaTopic
-	}
-	if c.EmbeddedKafkaAddr == "" {
-		c.EmbeddedKafkaAddr = d.EmbeddedKafkaAddr
-	}
-	if c.EmbeddedKafkaPartitions == 0 {
-		c.EmbeddedKafkaPartitions = d.EmbeddedKafkaPartitions
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = d.ShutdownTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	c.Store.URL = c.DatabaseURL
-	c.Publish.Topic = c.KafkaTopic
-	if c.Pipeline.Name == "" {
-		c.Pipeline.Name = "orders"
-	}
-	if c.StatusPipeline.Name == "" {
-		c.StatusPipeline.Name = "status"
-	}
-	if c.StatusPipeline.Writers == 0 {
-		c.StatusPipeline.Writers = 1
-	}
-	if c.Ingest.BulkChunkRows == 0 {
-		c.Ingest.BulkChunkRows = c.Pipeline.MaxBatchRows
-		if c.Ingest.BulkChunkRows == 0 {
-			c.Ingest.BulkChunkRows = pipeline.DefaultConfig().MaxBatchRows
-		}
-	}
-}
-
-// Validate reports a configuration that cannot work, naming the flag.
-func (c Config) Validate() error {
-	if c.ShutdownTimeout < 0 {
-		return fmt.Errorf("-shutdown-timeout must be > 0, got %s", c.ShutdownTimeout)
-	}
-	if c.DrainDelay < 0 {
-		return fmt.Errorf("-drain-delay must be ≥ 0, got %s", c.DrainDelay)
-	}
-	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
-			return fmt.Errorf("-redis-url: %w", err)
-		}
-	}
-	if c.EmbeddedKafkaPartitions < 0 {
-		return fmt.Errorf("-embedded-kafka-partitions must be ≥ 1, got %d", c.EmbeddedKafkaPartitions)
-	}
-	// The publisher's brokers are filled in at Start (the embedded broker's
-	// address when none are configured), so validate the rest of it here.
-	pub := c.Publish
-	if len(pub.Brokers) == 0 {
-		pub.Brokers = []string{"embedded:0"}
-	}
-	for _, v := range []interface{ Validate() error }{c.Ingest, c.Pipeline, c.StatusPipeline, c.Store, pub, c.Catalog} {
-		if err := v.Validate(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Engine is one orderflow server: it owns every component and their
 // goroutines. Create it with New, then Start and Shutdown (or Run).
 type Engine struct {
@@ -200,10 +49,10 @@ type Engine struct {
 
 // New validates cfg and returns an Engine that has not started anything.
 func New(cfg Config) (*Engine, error) {
+	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.fill()
 	return &Engine{cfg: cfg, log: cfg.Logger, m: metrics.New(), serveErr: make(chan error, 2)}, nil
 }
 
@@ -246,14 +95,14 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if len(brokers) == 0 {
 		e.broker, err = publish.StartEmbedded(cfg.EmbeddedKafkaAddr, cfg.KafkaTopic, cfg.EmbeddedKafkaPartitions, e.log)
 		if err != nil {
-			return fmt.Errorf("start embedded kafka at %s (-embedded-kafka-addr): %w", cfg.EmbeddedKafkaAddr, err)
+			return fmt.Errorf("start embedded kafka at %s (-"+FlagEmbeddedKafkaAddr+"): %w", cfg.EmbeddedKafkaAddr, err)
 		}
 		brokers = e.broker.Addrs()
 	}
 	cfg.Publish.Brokers = brokers
 
 	if e.store, err = store.New(ctx, cfg.Store, e.m, e.log); err != nil {
-		return fmt.Errorf("connect to postgresql (-database-url): %w", err)
+		return fmt.Errorf("connect to postgresql (-"+store.FlagDatabaseURL+"): %w", err)
 	}
 	if err = e.store.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -292,7 +141,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		deps.Redis = e.redis
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if perr := e.redis.Ping(pctx).Err(); perr != nil {
-			e.log.Warn("redis does not answer; rate limits stay per instance until it does (-redis-url)", "addr", opts.Addr, "err", perr)
+			e.log.Warn("redis does not answer; rate limits stay per instance until it does (-ratelimit.redis-url)", "addr", opts.Addr, "err", perr)
 		}
 		cancel()
 	}
@@ -508,11 +357,4 @@ func (s *orderSink) Write(ctx context.Context, batches []*order.Batch) {
 		}
 		return events
 	})
-}
-
-func statusPipelineDefaults() pipeline.Config {
-	c := pipeline.DefaultConfig()
-	c.Name = "status"
-	c.Writers = 1
-	return c
 }

@@ -210,9 +210,9 @@ func TestReplayConflictAndIdempotencyKey(t *testing.T) {
 		t.Errorf("the conflicting order changed the stored one")
 	}
 	// Exactly one event per committed order, none for replays or conflicts.
-	recs := env.Consume(t, "ord_", 2, 10*time.Second)
+	env.Consume(t, "ord_", 2, 10*time.Second) // waits for them
 	time.Sleep(300 * time.Millisecond)
-	recs = env.Consume(t, "ord_", 3, time.Second)
+	recs := env.Consume(t, "ord_", 3, time.Second)
 	if len(recs) != 2 {
 		t.Errorf("records = %d; want 2", len(recs))
 	}

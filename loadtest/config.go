@@ -269,11 +269,11 @@ func (c Config) Validate() error {
 	}
 	for _, s := range c.SKUs {
 		if !validToken(s, 64) {
-			return fmt.Errorf("sku %q: want 1–64 of A-Z a-z 0-9 _ - . :", s)
+			return fmt.Errorf("sku %q: want 1–64 of the characters : . - _ A-Z a-z 0-9", s)
 		}
 	}
 	if !validToken(c.RunID, maxRunID) {
-		return fmt.Errorf("run id %q: want 1–%d of A-Z a-z 0-9 _ - . :", c.RunID, maxRunID)
+		return fmt.Errorf("run id %q: want 1–%d of the characters : . - _ A-Z a-z 0-9", c.RunID, maxRunID)
 	}
 	if c.Admin != "" {
 		if a, err := url.Parse(c.Admin); err != nil || a.Host == "" {

@@ -62,10 +62,10 @@ for t in $TARGETS; do
 	orderflow)
 		db=$(fresh_db orderflow_lt)
 		start_broker orderflow
-		./bin/orderflow seed-demo-catalog -database-url "$db" >/dev/null 2>"$OUT/$RUNID-orderflow.log"
+		./bin/orderflow seed-demo-catalog -store.database-url "$db" >/dev/null 2>"$OUT/$RUNID-orderflow.log"
 		# shellcheck disable=SC2086 # ORDERFLOW_ARGS is a list of flags
 		start_bg orderflow "$OUT/$RUNID-orderflow.log" ./bin/orderflow -listen "127.0.0.1:$port" \
-			-admin-listen "127.0.0.1:$admin" -database-url "$db" -kafka-brokers "$kafka" ${ORDERFLOW_ARGS:-}
+			-admin-listen "127.0.0.1:$admin" -store.database-url "$db" -kafka.brokers "$kafka" ${ORDERFLOW_ARGS:-}
 		wait_http orderflow "http://127.0.0.1:$admin/readyz"
 		opts+=(-target-opt "orderflow.admin=http://127.0.0.1:$admin" -target-opt "orderflow.database-url=$db"
 			-target-opt "orderflow.kafka-brokers=$kafka" -target-opt orderflow.kafka-topic=orders)

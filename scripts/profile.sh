@@ -51,10 +51,10 @@ case $TARGET in
 orderflow)
 	db=$(fresh_db orderflow_prof)
 	bin=bin/orderflow
-	./bin/orderflow seed-demo-catalog -database-url "$db" >/dev/null 2>"$PREFIX.server.log"
+	./bin/orderflow seed-demo-catalog -store.database-url "$db" >/dev/null 2>"$PREFIX.server.log"
 	# shellcheck disable=SC2086
 	start_bg orderflow "$PREFIX.server.log" ./bin/orderflow -listen "127.0.0.1:$port" -admin-listen "127.0.0.1:$admin" \
-		-database-url "$db" -embedded-kafka-addr "$kafka" -pprof.mutex-fraction 100 -pprof.block-rate 100000 ${ORDERFLOW_ARGS:-}
+		-store.database-url "$db" -kafka.embedded-addr "$kafka" -pprof.mutex-fraction 100 -pprof.block-rate 100000 ${ORDERFLOW_ARGS:-}
 	wait_http orderflow "http://127.0.0.1:$admin/readyz"
 	;;
 baseline)

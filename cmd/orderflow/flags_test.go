@@ -133,5 +133,5 @@ func TestParseConfigSecurityFlags(t *testing.T) {
 	bad(nil, env("ORDERFLOW_API_KEYS", "a:dup-key-0123456789abcdef,b:dup-key-0123456789abcdef"), "configured twice")
 	bad([]string{"-ratelimit.per-ip", "fast"}, env(), "-ratelimit.per-ip")
 	bad(nil, env("ORDERFLOW_RATELIMIT_PER_KEY", "-3"), "ORDERFLOW_RATELIMIT_PER_KEY")
-	bad([]string{"-redis-url", "http://nope"}, env(), "-redis-url")
+	bad([]string{"-redis-url", "http://nope"}, env(), "-ratelimit.redis-url")
 }

@@ -40,11 +40,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if len(args) > 0 && args[0] == "seed-demo-catalog" {
 		seed, args = true, args[1:]
 	}
-	cfg, logLevel, err := parseConfig(args, getenv, stderr)
+	o, err := parseOptions(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+	for _, w := range o.deprecated {
+		log.Warn(w)
+	}
+	cfg := o.cfg
 	cfg.Logger = log
 	if seed {
 		return seedDemoCatalog(ctx, cfg)

@@ -58,50 +58,6 @@ type Source interface {
 	LoadProducts(ctx context.Context, since time.Time, fn func(sku string, priceCents int64, active bool, updatedAt time.Time)) error
 }
 
-// Config tunes the refresher. Zero fields take their defaults.
-type Config struct {
-	// RefreshInterval is how often changed products are re-read. Default: 2s.
-	RefreshInterval time.Duration
-	// Overlap re-reads products whose updated_at is up to this much older
-	// than the newest one seen, so a product committed late with an earlier
-	// timestamp is not missed. Default: 10s.
-	Overlap time.Duration
-	// FullReloadEvery reloads the whole catalog (dropping deleted rows).
-	// Default: 5m.
-	FullReloadEvery time.Duration
-	// Timeout bounds one load. Default: 10s.
-	Timeout time.Duration
-}
-
-// DefaultConfig returns the defaults documented on Config.
-func DefaultConfig() Config {
-	return Config{RefreshInterval: 2 * time.Second, Overlap: 10 * time.Second, FullReloadEvery: 5 * time.Minute, Timeout: 10 * time.Second}
-}
-
-// Validate reports settings that cannot work, naming the flag.
-func (c Config) Validate() error {
-	if c.RefreshInterval < 0 || c.Overlap < 0 || c.FullReloadEvery < 0 || c.Timeout < 0 {
-		return fmt.Errorf("-catalog.* durations must not be negative")
-	}
-	return nil
-}
-
-func (c *Config) fill() {
-	d := DefaultConfig()
-	if c.RefreshInterval == 0 {
-		c.RefreshInterval = d.RefreshInterval
-	}
-	if c.Overlap == 0 {
-		c.Overlap = d.Overlap
-	}
-	if c.FullReloadEvery == 0 {
-		c.FullReloadEvery = d.FullReloadEvery
-	}
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
-}
-
 // Catalog holds the current snapshot and refreshes it. Safe for concurrent
 // use. Load once before serving, then Start; Close stops the refresher.
 type Catalog struct {
@@ -125,10 +81,10 @@ type Catalog struct {
 
 // New returns a catalog reading from src. It starts empty: call Load.
 func New(cfg Config, src Source, m *metrics.Metrics, log *slog.Logger) (*Catalog, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.fill()
 	c := &Catalog{cfg: cfg, src: src, m: m, log: log, stop: make(chan struct{})}
 	c.cur.Store(&Snapshot{products: map[string]Product{}})
 	return c, nil

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/conf"
 )
 
 // Config tunes the public HTTP front end. Zero fields take their defaults.
@@ -31,8 +34,8 @@ type Config struct {
 	MaxBatchItems int
 	// BulkChunkRows is the most orders (or status changes) of a bulk
 	// request submitted as one pipeline item, and so committed in one
-	// transaction. The engine sets it to -pipeline.batch-max-rows.
-	// Default: 1000.
+	// transaction. Default: 1000 (an engine.Config whose BulkChunkRows is
+	// 0 uses its Pipeline.MaxBatchRows).
 	BulkChunkRows int
 	// ReadTimeout bounds reading one request, headers and body. Default: 10s.
 	ReadTimeout time.Duration
@@ -133,6 +136,15 @@ func DefaultConfig() Config {
 	}
 }
 
+// WithDefaults returns c with its zero fields set to their defaults (and
+// each unnamed API key named by its position), leaving c's APIKeys as they
+// are.
+func (c Config) WithDefaults() Config {
+	c.APIKeys = slices.Clone(c.APIKeys)
+	c.fill()
+	return c
+}
+
 func (c *Config) fill() {
 	d := DefaultConfig()
 	set := func(v *int, def int) {
@@ -203,48 +215,78 @@ func ValidKey(k string) error {
 	return nil
 }
 
-// Validate reports settings that cannot work, naming the flag.
-func (c Config) Validate() error {
-	for _, v := range []struct {
-		name string
-		val  int
-	}{
-		{"-ingest.max-inflight", c.MaxInflight}, {"-ingest.max-body-bytes", c.MaxBodyBytes},
-		{"-ingest.max-batch-body-bytes", c.MaxBatchBodyBytes}, {"-ingest.max-batch-items", c.MaxBatchItems}, {"-ingest.bulk-chunk-rows", c.BulkChunkRows},
-		{"-ingest.max-header-bytes", c.MaxHeaderBytes}, {"-ingest.max-conns", c.MaxConns},
-	} {
-		if v.val < 0 {
-			return fmt.Errorf("%s must be ≥ 1, got %d", v.name, v.val)
-		}
+// Flag names of the front end's settings.
+const (
+	FlagMaxInflight          = "ingest.max-inflight"
+	FlagMaxQueueWait         = "ingest.max-queue-wait"
+	FlagAckTimeout           = "ingest.ack-timeout"
+	FlagMaxBodyBytes         = "ingest.max-body-bytes"
+	FlagMaxBatchBodyBytes    = "ingest.max-batch-body-bytes"
+	FlagMaxBatchItems        = "ingest.max-batch-items"
+	FlagBulkChunkRows        = "ingest.bulk-chunk-rows"
+	FlagReadTimeout          = "ingest.read-timeout"
+	FlagWriteTimeout         = "ingest.write-timeout"
+	FlagIdleTimeout          = "ingest.idle-timeout"
+	FlagMaxHeaderBytes       = "ingest.max-header-bytes"
+	FlagMaxConns             = "ingest.max-conns"
+	FlagRetryAfter           = "ingest.retry-after"
+	FlagMaxInflightBodyBytes = "ingest.max-inflight-body-bytes"
+	FlagDecoder              = "ingest.decoder"
+
+	FlagPerKeyLimit   = "ratelimit.per-key"
+	FlagPerIPLimit    = "ratelimit.per-ip"
+	FlagMaxTrackedIPs = "ratelimit.max-tracked-ips"
+	FlagRedisTimeout  = "ratelimit.redis-timeout"
+)
+
+// Settings lists c's settings but APIKeys (read from a file and the
+// environment by cmd/orderflow), bound to c's fields, with their bounds.
+func (c *Config) Settings() []conf.Setting {
+	return []conf.Setting{
+		conf.Int(&c.MaxInflight, FlagMaxInflight, "requests in progress at once; more wait up to -"+FlagMaxQueueWait+", then 503").Min(1),
+		conf.Duration(&c.MaxQueueWait, FlagMaxQueueWait, "longest wait for an in-flight slot before 503").Min(1),
+		conf.Duration(&c.AckTimeout, FlagAckTimeout, "longest wait for a commit before 503 (the order may still commit; retries converge)").Min(1),
+		conf.Int(&c.MaxBodyBytes, FlagMaxBodyBytes, "single order body limit in bytes, after gunzip too (≤ -"+FlagMaxBatchBodyBytes+")").Min(1),
+		conf.Int(&c.MaxBatchBodyBytes, FlagMaxBatchBodyBytes, "bulk request body limit in bytes, after gunzip too").Min(1),
+		conf.Int(&c.MaxBatchItems, FlagMaxBatchItems, "items per bulk request").Min(1),
+		conf.Int(&c.BulkChunkRows, FlagBulkChunkRows, "items of a bulk request committed together as one pipeline item (in one transaction)").Min(1),
+		conf.Duration(&c.ReadTimeout, FlagReadTimeout, "time to read one request").Min(1),
+		conf.Duration(&c.WriteTimeout, FlagWriteTimeout, "time to write one response").Min(1),
+		conf.Duration(&c.IdleTimeout, FlagIdleTimeout, "idle keep-alive connections are closed after this").Min(1),
+		conf.Int(&c.MaxHeaderBytes, FlagMaxHeaderBytes, "request line plus headers limit in bytes").Min(1),
+		conf.Int(&c.MaxConns, FlagMaxConns, "open connections limit").Min(1),
+		conf.Duration(&c.RetryAfter, FlagRetryAfter, "Retry-After sent with 503 (rounded up to seconds)").Min(1),
+		conf.Int(&c.MaxInflightBodyBytes, FlagMaxInflightBodyBytes, "request body bytes (raw + gunzipped) held by requests in progress; more get 503 at once").Min(1),
+		conf.String(&c.Decoder, FlagDecoder, "order body decoder: "+DecoderScanner+" (strict hand-written, the fastest) or "+DecoderJsoniter+" (the same answers on jsoniter's Iterator, 2-4x slower); status bodies always use the scanner").OneOf(DecoderScanner, DecoderJsoniter),
+
+		conf.Var(&c.PerKeyLimit, FlagPerKeyLimit, "each API key's limit RATE[,BURST] in requests/s (burst default ceil(RATE)); 0: off"),
+		conf.Var(&c.PerIPLimit, FlagPerIPLimit, "each client IP's limit RATE[,BURST] in requests/s, before authentication; 0: off"),
+		conf.Int(&c.MaxTrackedIPs, FlagMaxTrackedIPs, "per-IP buckets kept in memory at most (idle ones are evicted first)").Min(1),
+		conf.Duration(&c.RedisTimeout, FlagRedisTimeout, "longest wait for Redis per request before the local limit decides").Min(1).DeprecatedNames("redis-timeout"),
 	}
-	for _, v := range []struct {
-		name string
-		val  time.Duration
-	}{
-		{"-ingest.max-queue-wait", c.MaxQueueWait}, {"-ingest.ack-timeout", c.AckTimeout},
-		{"-ingest.read-timeout", c.ReadTimeout}, {"-ingest.write-timeout", c.WriteTimeout},
-		{"-ingest.idle-timeout", c.IdleTimeout}, {"-ingest.retry-after", c.RetryAfter},
-	} {
-		if v.val < 0 {
-			return fmt.Errorf("%s must be > 0, got %s", v.name, v.val)
-		}
-	}
-	if c.MaxInflightBodyBytes < 0 {
-		return fmt.Errorf("-ingest.max-inflight-body-bytes must be ≥ 1, got %d", c.MaxInflightBodyBytes)
-	}
-	if c.MaxTrackedIPs < 0 {
-		return fmt.Errorf("-ratelimit.max-tracked-ips must be ≥ 1, got %d", c.MaxTrackedIPs)
-	}
-	if c.Decoder != "" && c.Decoder != DecoderScanner && c.Decoder != DecoderJsoniter {
-		return fmt.Errorf("-ingest.decoder must be %s or %s, got %q", DecoderScanner, DecoderJsoniter, c.Decoder)
-	}
-	if c.RedisTimeout < 0 {
-		return fmt.Errorf("-redis-timeout must be > 0, got %s", c.RedisTimeout)
-	}
-	if err := c.PerKeyLimit.validate("-ratelimit.per-key"); err != nil {
+}
+
+// Set parses RATE[,BURST] (see ParseLimit): *Limit is a flag.Value.
+func (l *Limit) Set(v string) error {
+	p, err := ParseLimit(v)
+	if err != nil {
 		return err
 	}
-	if err := c.PerIPLimit.validate("-ratelimit.per-ip"); err != nil {
+	*l = p
+	return nil
+}
+
+// Validate reports settings that cannot work, naming the flag. Zero fields
+// are checked with their default values.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if err := conf.Validate(c.Settings()); err != nil {
+		return err
+	}
+	if err := c.PerKeyLimit.validate("-" + FlagPerKeyLimit); err != nil {
+		return err
+	}
+	if err := c.PerIPLimit.validate("-" + FlagPerIPLimit); err != nil {
 		return err
 	}
 	names := make(map[string]bool, len(c.APIKeys))
@@ -257,7 +299,7 @@ func (c Config) Validate() error {
 		if err := k.Limit.validate(fmt.Sprintf("API key %d (%q) limit", i+1, k.Name)); err != nil {
 			return err
 		}
-		if k.Name != "" && names[k.Name] {
+		if names[k.Name] {
 			return fmt.Errorf("API key %d: name %q is used twice", i+1, k.Name)
 		}
 		if keys[k.Key] {
@@ -265,8 +307,8 @@ func (c Config) Validate() error {
 		}
 		names[k.Name], keys[k.Key] = true, true
 	}
-	if c.MaxBodyBytes > 0 && c.MaxBatchBodyBytes > 0 && c.MaxBodyBytes > c.MaxBatchBodyBytes {
-		return fmt.Errorf("-ingest.max-body-bytes (%d) must not exceed -ingest.max-batch-body-bytes (%d)", c.MaxBodyBytes, c.MaxBatchBodyBytes)
+	if c.MaxBodyBytes > c.MaxBatchBodyBytes {
+		return fmt.Errorf("-%s (%d) must not exceed -%s (%d)", FlagMaxBodyBytes, c.MaxBodyBytes, FlagMaxBatchBodyBytes, c.MaxBatchBodyBytes)
 	}
 	return nil
 }

@@ -202,7 +202,7 @@ func (g *guard) allowShared(key string, l Limit) (decision, bool) {
 	if err != nil {
 		now := time.Now().UnixNano()
 		if last := g.lastRedisWarn.Load(); now-last > int64(10*time.Second) && g.lastRedisWarn.CompareAndSwap(last, now) {
-			g.log.Warn("shared rate limit in Redis failed; limiting per instance until it answers (check -redis-url)", "err", err)
+			g.log.Warn("shared rate limit in Redis failed; limiting per instance until it answers (check -ratelimit.redis-url)", "err", err)
 		}
 		return decision{}, false
 	}

@@ -426,23 +426,6 @@ func testOverloadShedsFast(t *testing.T, dec string) {
 	})
 }
 
-// The request line and headers are readable by a raw client: used to check
-// the server's answer to hand-made requests.
-func rawRequest(t *testing.T, addr, req string) string {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(conn).ReadString('\n')
-	return strings.TrimSpace(line)
-}
-
 // A query string must not lift the single-order body limit to the bulk one
 // (headerReceived used to route on the raw URI, query included). Made to
 // fail once by routing on the raw URI again: fasthttp read the 2 MiB body

@@ -362,7 +362,7 @@ func (st *jsonState) int(iter *jsoniter.Iterator, required bool, lo, hi int64) (
 	// The number's exact bytes, as jsoniter's Skip delimits them (layer 1
 	// validated the syntax); a number longer than num spills to the heap.
 	raw := iter.SkipAndAppendBytes(st.num[:0])
-	v, err = intValue(raw, bytes.IndexAny(raw, ".eE") < 0, "", lo, hi)
+	v, err = intValue(raw, !bytes.ContainsAny(raw, ".eE"), "", lo, hi)
 	return v, err == nil, err
 }
 

@@ -36,89 +36,6 @@ type Sink[T Item] interface {
 	Write(ctx context.Context, batch []T)
 }
 
-// Config tunes a Pipeline. The zero value of each field means its default.
-type Config struct {
-	// Name labels the pipeline in logs and metrics ("orders", "status").
-	Name string
-	// Writers is the number of goroutines committing batches concurrently;
-	// each holds one database connection while it commits. Default: 2 (the
-	// measured best on a 2-core box; more adds latency, not throughput).
-	Writers int
-	// QueueRows bounds the rows waiting for a writer. TrySubmit fails with
-	// ErrOverloaded beyond it. Default: 20000.
-	QueueRows int
-	// MaxBatchRows caps the rows one transaction takes. Default: 2000.
-	MaxBatchRows int
-	// MaxBatchBytes caps the request bytes one transaction takes. A single
-	// item larger than this still goes through alone. Default: 8 MiB.
-	MaxBatchBytes int
-	// Linger is how long a writer that found fewer than MaxBatchRows rows
-	// waits for more before committing. Default: 0: a writer takes what is
-	// queued at once (natural batching: requests pile up while the other
-	// writers commit).
-	Linger time.Duration
-	// WriteTimeout bounds one Sink.Write call (retries included). Default: 10s.
-	WriteTimeout time.Duration
-
-	// OnDepth, when set, is called with the queued row count after every
-	// change (for a gauge). It is called with the queue's lock held, so that
-	// calls arrive in the order of the changes and the last one is the
-	// current depth: it must be cheap and must not block or call back into
-	// the pipeline.
-	OnDepth func(rows int)
-	// OnBatch, when set, is called with each batch's rows and bytes before it
-	// is written.
-	OnBatch func(rows, bytes int)
-}
-
-// DefaultConfig returns the defaults documented on Config.
-func DefaultConfig() Config {
-	return Config{Writers: 2, QueueRows: 20000, MaxBatchRows: 2000, MaxBatchBytes: 8 << 20, WriteTimeout: 10 * time.Second}
-}
-
-func (c *Config) fill() {
-	d := DefaultConfig()
-	if c.Writers == 0 {
-		c.Writers = d.Writers
-	}
-	if c.QueueRows == 0 {
-		c.QueueRows = d.QueueRows
-	}
-	if c.MaxBatchRows == 0 {
-		c.MaxBatchRows = d.MaxBatchRows
-	}
-	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = d.MaxBatchBytes
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = d.WriteTimeout
-	}
-}
-
-// Validate reports a configuration that cannot work, naming the flag. Zero
-// fields are checked with their default values.
-func (c Config) Validate() error {
-	eff := c // the values New will use
-	eff.fill()
-	switch {
-	case c.Writers < 0:
-		return fmt.Errorf("-pipeline.writers must be ≥ 1, got %d", c.Writers)
-	case c.QueueRows < 0:
-		return fmt.Errorf("-pipeline.queue-rows must be ≥ 1, got %d", c.QueueRows)
-	case c.MaxBatchRows < 0:
-		return fmt.Errorf("-pipeline.batch-max-rows must be ≥ 1, got %d", c.MaxBatchRows)
-	case c.MaxBatchBytes < 0:
-		return fmt.Errorf("-pipeline.batch-max-bytes must be ≥ 1, got %d", c.MaxBatchBytes)
-	case c.Linger < 0:
-		return fmt.Errorf("-pipeline.linger must be ≥ 0, got %s", c.Linger)
-	case c.WriteTimeout < 0:
-		return fmt.Errorf("-pipeline.write-timeout must be > 0, got %s", c.WriteTimeout)
-	case eff.MaxBatchRows > eff.QueueRows:
-		return fmt.Errorf("-pipeline.batch-max-rows (%d) must not exceed -pipeline.queue-rows (%d)", eff.MaxBatchRows, eff.QueueRows)
-	}
-	return nil
-}
-
 // Pipeline is a bounded queue of items drained by a fixed set of writer
 // goroutines, each of which takes everything queued up to the batch limits,
 // hands it to the Sink as one batch and completes each item.
@@ -145,10 +62,10 @@ type Pipeline[T Item] struct {
 
 // New returns a pipeline writing to sink. Call Start before submitting.
 func New[T Item](cfg Config, sink Sink[T]) (*Pipeline[T], error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.fill()
 	return &Pipeline[T]{
 		cfg:     cfg,
 		sink:    sink,

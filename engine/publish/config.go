@@ -2,24 +2,25 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/internal/conf"
 )
 
 // Config configures a Publisher. The zero value of every field means "use
 // the default"; DefaultConfig fills them in and New calls Validate. Flag
 // names are the ones cmd/orderflow exposes.
 type Config struct {
-	// Brokers are the seed brokers (host:port), flag -kafka-brokers. Empty
+	// Brokers are the seed brokers (host:port), flag -kafka.brokers. Empty
 	// is invalid for New: the engine starts the embedded broker
 	// (StartEmbedded) and passes its Addrs instead.
 	Brokers []string
 
-	// Topic receives every order event, flag -kafka-topic. It must exist:
+	// Topic receives every order event, flag -kafka.topic. It must exist:
 	// the client never fails records for an unknown topic (it retries until
 	// DeliveryTimeout; the sweeper retries after that), so a missing topic
 	// shows up as a growing outbox backlog, not as lost events.
@@ -117,10 +118,10 @@ const (
 
 // DefaultConfig returns a Config with every default filled in. Brokers,
 // MetadataMinAge and ClientID have no default of their own.
-func DefaultConfig() Config { return Config{}.withDefaults() }
+func DefaultConfig() Config { return Config{}.WithDefaults() }
 
-// withDefaults returns cfg with every zero field set to its default.
-func (cfg Config) withDefaults() Config {
+// WithDefaults returns cfg with every zero field set to its default.
+func (cfg Config) WithDefaults() Config {
 	def := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
 			*v = d
@@ -152,38 +153,62 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
+// Flag names of the publisher's settings. Brokers and Topic are set by the
+// engine from its own settings of these names.
+const (
+	FlagBrokers            = "kafka.brokers"
+	FlagTopic              = "kafka.topic"
+	FlagSource             = "kafka.source"
+	FlagMaxBufferedRecords = "kafka.max-buffered-records"
+	FlagMaxBufferedBytes   = "kafka.max-buffered-bytes"
+	FlagLinger             = "kafka.linger"
+	FlagDeliveryTimeout    = "kafka.delivery-timeout"
+	FlagSweepInterval      = "kafka.sweep-interval"
+	FlagSweepGrace         = "kafka.sweep-grace"
+	FlagSweepLimit         = "kafka.sweep-limit"
+	FlagDeleteInterval     = "kafka.delete-interval"
+	FlagDeleteBatch        = "kafka.delete-batch"
+	FlagMetadataMinAge     = "kafka.metadata-min-age"
+	FlagClientID           = "kafka.client-id"
+	FlagCompression        = "kafka.compression"
+)
+
+// Settings lists c's settings but Brokers and Topic (the engine's), bound to
+// c's fields, with their bounds.
+func (c *Config) Settings() []conf.Setting {
+	return []conf.Setting{
+		conf.String(&c.Source, FlagSource, "CloudEvents ce_source of published events"),
+		conf.Int(&c.MaxBufferedRecords, FlagMaxBufferedRecords, "records the Kafka client holds unacknowledged before the fast path leaves events to the sweeper").Min(1),
+		conf.Int(&c.MaxBufferedBytes, FlagMaxBufferedBytes, "bytes of those records at most (at least 1 MiB, so that any event fits)").Min(1 << 20),
+		conf.Duration(&c.Linger, FlagLinger, "producer linger: wait this long for more records before sending a partition's batch").Min(0).Max(int64(time.Minute)),
+		conf.Duration(&c.DeliveryTimeout, FlagDeliveryTimeout, "a sweep waits this long for the broker to acknowledge its page before it rolls back").Min(int64(100 * time.Millisecond)),
+		conf.Duration(&c.SweepInterval, FlagSweepInterval, "how often the outbox sweeper looks for unpublished events").Min(1),
+		conf.Duration(&c.SweepGrace, FlagSweepGrace, "outbox rows older than this are republished by the sweeper (> -"+FlagDeliveryTimeout+")").Min(1),
+		conf.Int(&c.SweepLimit, FlagSweepLimit, "outbox rows per sweep transaction").Min(1),
+		conf.Duration(&c.DeleteInterval, FlagDeleteInterval, "how often acknowledged outbox rows are deleted").Min(1),
+		conf.Int(&c.DeleteBatch, FlagDeleteBatch, "acknowledged outbox rows deleted per statement at most").Min(1),
+		conf.Duration(&c.MetadataMinAge, FlagMetadataMinAge, "least time between the Kafka client's metadata refreshes (0: the client's default, 5s)").Min(0),
+		conf.String(&c.ClientID, FlagClientID, "Kafka client id (empty: the client's default, kgo)"),
+		conf.String(&c.Compression, FlagCompression, "producer batch compression: snappy or none").OneOf("snappy", "none"),
+	}
+}
+
 // Validate reports the first setting that is out of range or does not go
 // with another, naming its flag. Zero fields count as their defaults.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	switch {
 	case len(c.Brokers) == 0:
-		return errors.New("-kafka-brokers: no brokers (leave it empty only to run the embedded broker)")
+		return fmt.Errorf("-%s: no brokers (leave it empty only to run the embedded broker)", FlagBrokers)
 	case c.Topic == "":
-		return errors.New("-kafka-topic: empty topic")
-	case c.MaxBufferedRecords < 1:
-		return fmt.Errorf("-kafka.max-buffered-records: %d, want at least 1", c.MaxBufferedRecords)
-	case c.MaxBufferedBytes < 1<<20:
-		return fmt.Errorf("-kafka.max-buffered-bytes: %d, want at least 1 MiB (1048576) so that any event fits", c.MaxBufferedBytes)
-	case c.Linger < 0 || c.Linger > time.Minute:
-		return fmt.Errorf("-kafka.linger: %v, want 0 to 1m", c.Linger)
-	case c.DeliveryTimeout < 100*time.Millisecond:
-		return fmt.Errorf("-kafka.delivery-timeout: %v, want at least 100ms", c.DeliveryTimeout)
-	case c.SweepInterval <= 0:
-		return fmt.Errorf("-kafka.sweep-interval: %v, want more than 0", c.SweepInterval)
-	case c.SweepGrace <= c.DeliveryTimeout:
-		return fmt.Errorf("-kafka.sweep-grace: %v, want more than -kafka.delivery-timeout (%v) so the sweeper does not republish records still in flight",
-			c.SweepGrace, c.DeliveryTimeout)
-	case c.SweepLimit < 1:
-		return fmt.Errorf("-kafka.sweep-limit: %d, want at least 1", c.SweepLimit)
-	case c.DeleteInterval <= 0:
-		return fmt.Errorf("-kafka.delete-interval: %v, want more than 0", c.DeleteInterval)
-	case c.DeleteBatch < 1:
-		return fmt.Errorf("-kafka.delete-batch: %d, want at least 1", c.DeleteBatch)
-	case c.MetadataMinAge < 0:
-		return fmt.Errorf("-kafka.metadata-min-age: %v, want 0 (default) or more", c.MetadataMinAge)
-	case c.Compression != "snappy" && c.Compression != "none":
-		return fmt.Errorf("-kafka.compression: %q, want snappy or none", c.Compression)
+		return fmt.Errorf("-%s: empty topic", FlagTopic)
+	}
+	if err := conf.Validate(c.Settings()); err != nil {
+		return err
+	}
+	if c.SweepGrace <= c.DeliveryTimeout {
+		return fmt.Errorf("-%s: %v, want more than -%s (%v) so the sweeper does not republish records still in flight",
+			FlagSweepGrace, c.SweepGrace, FlagDeliveryTimeout, c.DeliveryTimeout)
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func StartEmbedded(addr, topic string, partitions int32, log *slog.Logger) (*Emb
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("embedded kafka: listen on %s (change -embedded-kafka-addr): %w", addr, err)
+		return nil, fmt.Errorf("embedded kafka: listen on %s (change -kafka.embedded-addr): %w", addr, err)
 	}
 	used := false
 	c, err := kfake.NewCluster(
@@ -53,7 +53,7 @@ func StartEmbedded(addr, topic string, partitions int32, log *slog.Logger) (*Emb
 		return nil, fmt.Errorf("embedded kafka: %w", err)
 	}
 	e := &Embedded{c: c, addrs: []string{ln.Addr().String()}}
-	log.Warn("embedded Kafka broker running: in memory, for development only; set -kafka-brokers for a real cluster",
+	log.Warn("embedded Kafka broker running: in memory, for development only; set -kafka.brokers for a real cluster",
 		"addr", e.addrs[0], "topic", topic, "partitions", partitions)
 	return e, nil
 }

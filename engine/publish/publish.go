@@ -113,7 +113,7 @@ type Publisher struct {
 // client; it does not contact the brokers. m nil means a private
 // metrics.New(); log nil means slog.Default(). Call Start, then Shutdown.
 func New(cfg Config, ob Outbox, m *metrics.Metrics, log *slog.Logger) (*Publisher, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -566,7 +566,7 @@ func TestConfigValidate(t *testing.T) {
 		edit func(*Config)
 		flag string
 	}{
-		{"no brokers", func(c *Config) { c.Brokers = nil }, "-kafka-brokers"},
+		{"no brokers", func(c *Config) { c.Brokers = nil }, "-kafka.brokers"},
 		{"negative bytes", func(c *Config) { c.MaxBufferedBytes = -1 }, "-kafka.max-buffered-bytes"},
 		{"tiny bytes", func(c *Config) { c.MaxBufferedBytes = 1000 }, "-kafka.max-buffered-bytes"},
 		{"negative records", func(c *Config) { c.MaxBufferedRecords = -5 }, "-kafka.max-buffered-records"},

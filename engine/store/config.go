@@ -1,9 +1,10 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/conf"
 )
 
 // Config configures a Store. The zero value of every field means its default;
@@ -50,8 +51,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// withDefaults returns cfg with its zero fields replaced by the defaults.
-func (cfg Config) withDefaults() Config {
+// WithDefaults returns cfg with its zero fields replaced by the defaults.
+func (cfg Config) WithDefaults() Config {
 	d := DefaultConfig()
 	if cfg.URL == "" {
 		cfg.URL = d.URL
@@ -76,29 +77,37 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
+// Flag names of the store's settings.
+const (
+	FlagDatabaseURL  = "store.database-url" // set by the engine (engine.Config.DatabaseURL)
+	FlagMaxConns     = "store.max-conns"
+	FlagTxTimeout    = "store.tx-timeout"
+	FlagMaxRetries   = "store.max-retries"
+	FlagRetryBackoff = "store.retry-backoff"
+	FlagCopyMinRows  = "store.copy-min-rows"
+)
+
+// Settings lists cfg's settings but URL (the engine's, flag
+// -store.database-url), bound to cfg's fields, with their bounds.
+func (cfg *Config) Settings() []conf.Setting {
+	return []conf.Setting{
+		conf.Int(&cfg.MaxConns, FlagMaxConns, "PostgreSQL pool size (at least -pipeline.writers + -status-pipeline.writers; 2 more is sensible)").Min(1),
+		conf.Duration(&cfg.TxTimeout, FlagTxTimeout, "time budget of one transaction attempt").Min(int64(time.Millisecond)),
+		conf.Int(&cfg.MaxRetries, FlagMaxRetries, "retries of a batch after a retryable PostgreSQL error (0: the default 3; negative: none)").Max(100),
+		conf.Duration(&cfg.RetryBackoff, FlagRetryBackoff, "base of the exponential retry backoff, with full jitter (≤ -store.tx-timeout)").Min(0),
+		conf.Int(&cfg.CopyMinRows, FlagCopyMinRows, "batches of at least this many orders go through COPY into a staging table; smaller ones insert from arrays (1: always COPY)").Min(1),
+	}
+}
+
 // Validate reports what is wrong with cfg, naming the flag to change. Zero
-// fields are valid (they mean the default).
+// fields are checked with their default values.
 func (cfg Config) Validate() error {
-	var errs []error
-	if cfg.MaxConns < 0 {
-		errs = append(errs, fmt.Errorf("-store.max-conns must be ≥ 1, got %d", cfg.MaxConns))
+	cfg = cfg.WithDefaults()
+	if err := conf.Validate(cfg.Settings()); err != nil {
+		return err
 	}
-	if cfg.TxTimeout < 0 {
-		errs = append(errs, fmt.Errorf("-store.tx-timeout must be > 0, got %s", cfg.TxTimeout))
-	} else if cfg.TxTimeout != 0 && cfg.TxTimeout < time.Millisecond {
-		errs = append(errs, fmt.Errorf("-store.tx-timeout must be ≥ 1ms (it bounds a whole batch transaction), got %s", cfg.TxTimeout))
+	if cfg.RetryBackoff > cfg.TxTimeout {
+		return fmt.Errorf("-%s (%s) must not exceed -%s (%s)", FlagRetryBackoff, cfg.RetryBackoff, FlagTxTimeout, cfg.TxTimeout)
 	}
-	if cfg.CopyMinRows < 0 {
-		errs = append(errs, fmt.Errorf("-store.copy-min-rows must be ≥ 1, got %d", cfg.CopyMinRows))
-	}
-	if cfg.MaxRetries > 100 {
-		errs = append(errs, fmt.Errorf("-store.max-retries must be ≤ 100, got %d", cfg.MaxRetries))
-	}
-	if cfg.RetryBackoff < 0 {
-		errs = append(errs, fmt.Errorf("-store.retry-backoff must be ≥ 0, got %s", cfg.RetryBackoff))
-	}
-	if c := cfg.withDefaults(); c.TxTimeout > 0 && c.RetryBackoff > c.TxTimeout {
-		errs = append(errs, fmt.Errorf("-store.retry-backoff (%s) must not exceed -store.tx-timeout (%s)", c.RetryBackoff, c.TxTimeout))
-	}
-	return errors.Join(errs...)
+	return nil
 }

@@ -75,13 +75,13 @@ const stageTableDDL = `CREATE TEMP TABLE IF NOT EXISTS orderflow_stage (
 // m receives the store metrics (op "orders"); nil means a private, unexported
 // set. log nil means discard. Follow with Close.
 func New(ctx context.Context, cfg Config, m *metrics.Metrics, log *slog.Logger) (*Store, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
 	pcfg, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("-database-url: %w", err)
+		return nil, fmt.Errorf("-%s: %w", FlagDatabaseURL, err)
 	}
 	pcfg.MaxConns = cfg.MaxConns
 	// Acknowledged orders must survive a crash: never inherit

@@ -140,7 +140,7 @@ func TestConfigValidate(t *testing.T) {
 	f(Config{MaxRetries: 1000}, "-store.max-retries")
 	f(Config{TxTimeout: 10 * time.Millisecond, RetryBackoff: time.Second}, "-store.retry-backoff")
 
-	d := Config{}.withDefaults()
+	d := Config{}.WithDefaults()
 	if d != DefaultConfig() {
 		t.Fatalf("zero Config with defaults = %+v; want %+v", d, DefaultConfig())
 	}
