@@ -63,24 +63,26 @@ type Config struct {
 	// once. Default: 1s.
 	SweepInterval time.Duration
 
-	// SweepGrace is the age past which an outbox row counts as abandoned by
-	// the fast path and is republished by the sweeper, flag
-	// -kafka.sweep-grace. Rows the fast path still holds (Kafka slow or
+	// SweepGrace is the age past which an unacknowledged outbox event counts
+	// as abandoned by the fast path and is republished by the sweeper, flag
+	// -kafka.sweep-grace. Events the fast path still holds (Kafka slow or
 	// away) may be republished too: duplicates, in order, which consumers
-	// drop by ce_id. It must exceed DeliveryTimeout. Default: 30s.
+	// drop by ce_id. An event whose acknowledgement is recorded is never
+	// republished. It must exceed DeliveryTimeout. Default: 30s.
 	SweepGrace time.Duration
 
-	// SweepLimit is the number of rows one sweep takes (and holds locked
-	// while it publishes them), flag -kafka.sweep-limit. Default: 1000.
+	// SweepLimit is the number of events one sweep publishes at most (in
+	// one transaction), flag -kafka.sweep-limit. Default: 1000.
 	SweepLimit int
 
-	// DeleteInterval is how often the deleter removes acknowledged rows from
-	// the outbox, flag -kafka.delete-interval. Default: 10ms.
+	// DeleteInterval is how often the acker records the broker's
+	// acknowledgements in the outbox (one INSERT; no row is deleted), flag
+	// -kafka.delete-interval. Default: 10ms.
 	DeleteInterval time.Duration
 
-	// DeleteBatch is the most rows one DeleteEvents call removes; reaching
-	// it wakes the deleter before DeleteInterval, flag -kafka.delete-batch.
-	// Default: 5000.
+	// DeleteBatch is the most acknowledgements one AckEvents call records;
+	// reaching it wakes the acker before DeleteInterval, flag
+	// -kafka.delete-batch. Default: 5000.
 	DeleteBatch int
 
 	// MetadataMinAge is the minimum time between the client's metadata

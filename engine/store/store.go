@@ -20,8 +20,8 @@ import (
 )
 
 // Store is orderflow's PostgreSQL access: the group commit of new orders
-// (WriteOrders), reads (GetOrder, LoadProducts) and the outbox (DeleteEvents,
-// SweepEvents, OutboxBacklog). All methods are safe for concurrent use; each
+// (WriteOrders), reads (GetOrder, LoadProducts) and the outbox (AckEvents,
+// SweepEvents, OutboxStats, ReclaimOutbox). All methods are safe for concurrent use; each
 // call holds at most one pooled connection.
 type Store struct {
 	pool *pgxpool.Pool
