@@ -258,6 +258,10 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	if err = e.store.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	// Warnings and orderflow_postgres_setting_unsafe; never fatal.
+	if _, cerr := e.store.CheckSettings(ctx); cerr != nil {
+		e.log.Warn("could not check postgresql settings", "err", cerr)
+	}
 	if e.catalog, err = catalog.New(cfg.Catalog, e.store, e.m, e.log); err != nil {
 		return err
 	}
