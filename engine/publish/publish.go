@@ -159,7 +159,7 @@ func New(cfg Config, ob Outbox, m *metrics.Metrics, log *slog.Logger) (*Publishe
 	p.fastPromise = p.onFastAck
 	p.sweepPromise = p.onSweepAck
 	p.acks.init(cfg)
-	// Rows a crashed instance left behind are unknown until the first
+	// Events a crashed instance left behind are unknown until the first
 	// backlog count: until then (or until the sweeper has covered this
 	// moment) status changes stay off the fast path. See gate.
 	p.gate.holdAll(p.startNanos)

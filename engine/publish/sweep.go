@@ -57,10 +57,10 @@ func (p *Publisher) sweepPass(ctx context.Context) {
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return // shutting down; the rows stay for the next instance
+				return // shutting down; the events stay for the next instance
 			}
 			p.sweepRunsErr.Inc()
-			p.logErr("outbox sweep failed; its rows stay for the next run", err)
+			p.logErr("outbox sweep failed; its events stay for the next run", err)
 			return
 		}
 		p.sweepRunsOK.Inc()

@@ -31,7 +31,10 @@
 //     0003): seq s lives in slot (s / gen_rows) % slots, gen_rows = 32768 in
 //     outbox_ring. Rotation is implicit: the sequence moving into the next
 //     generation moves writers into the next slot, with no shared state to
-//     update.
+//     update. gen_rows may be changed with an UPDATE at any time (writers
+//     read it in every transaction; truncation never relies on it): smaller
+//     keeps less on disk, larger truncates, and touches the catalog, less
+//     often.
 //   - An acknowledgement is an INSERT: AckEvents writes one outbox_acks row
 //     per flush and slot (at most 200 seqs in a bigint[], with their
 //     min/max), in the slot of those events.
