@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
@@ -17,7 +18,7 @@ import (
 // rotate through the outbox ring and are truncated.
 func TestNoRepublishWithoutFaults(t *testing.T) {
 	env := newEnv(t, nil)
-	pgtest.Exec(t, env.dbURL, `UPDATE outbox_ring SET gen_rows = 32`)
+	pgtest.Exec(t, env.DatabaseURL, `UPDATE outbox_ring SET gen_rows = 32`)
 	const orders = 120
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -45,10 +46,10 @@ func TestNoRepublishWithoutFaults(t *testing.T) {
 	// Past the sweep grace (2s) and many sweeps: a sweeper that republished
 	// acknowledged events would have done so by now.
 	time.Sleep(4 * time.Second)
-	recs := consume(t, env.e.KafkaBrokers(), "ord_nr", int(events)+1, 5*time.Second)
+	recs := env.Consume(t, "ord_nr", int(events)+1, 5*time.Second)
 	seen := map[string]int{}
 	for _, r := range recs {
-		seen[header(r, "ce_id")]++
+		seen[enginetest.Header(r, "ce_id")]++
 	}
 	if len(recs) != int(events) || len(seen) != int(events) {
 		t.Errorf("topic holds %d records, %d distinct; want exactly the %d committed events", len(recs), len(seen), events)
@@ -58,7 +59,7 @@ func TestNoRepublishWithoutFaults(t *testing.T) {
 			t.Errorf("%s on the topic %d times", id, n)
 		}
 	}
-	m := string(do(t, http.MethodGet, env.admin+"/metrics", "", nil).body)
+	m := string(do(t, http.MethodGet, env.AdminURL+"/metrics", "", nil).body)
 	if !strings.Contains(m, "orderflow_outbox_oldest_age_seconds 0\n") || !strings.Contains(m, "orderflow_outbox_backlog 0\n") {
 		t.Errorf("/metrics: want orderflow_outbox_oldest_age_seconds 0 and orderflow_outbox_backlog 0 once drained")
 	}
