@@ -148,10 +148,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (engi
 	fs.DurationVar(&pb.Linger, "kafka.linger", pb.Linger, "producer linger")
 	fs.DurationVar(&pb.DeliveryTimeout, "kafka.delivery-timeout", pb.DeliveryTimeout, "a record not acknowledged in this time is left to the sweeper")
 	fs.DurationVar(&pb.SweepInterval, "kafka.sweep-interval", pb.SweepInterval, "how often the outbox sweeper looks for unpublished events")
-	fs.DurationVar(&pb.SweepGrace, "kafka.sweep-grace", pb.SweepGrace, "outbox rows older than this are republished by the sweeper (> -kafka.delivery-timeout)")
-	fs.IntVar(&pb.SweepLimit, "kafka.sweep-limit", pb.SweepLimit, "outbox rows per sweep transaction")
-	fs.DurationVar(&pb.DeleteInterval, "kafka.delete-interval", pb.DeleteInterval, "how often acknowledged outbox rows are deleted")
-	fs.IntVar(&pb.DeleteBatch, "kafka.delete-batch", pb.DeleteBatch, "acknowledged outbox rows deleted per statement at most")
+	fs.DurationVar(&pb.SweepGrace, "kafka.sweep-grace", pb.SweepGrace, "unacknowledged outbox events older than this are republished by the sweeper (> -kafka.delivery-timeout)")
+	fs.IntVar(&pb.SweepLimit, "kafka.sweep-limit", pb.SweepLimit, "outbox events per sweep transaction at most")
+	fs.DurationVar(&pb.DeleteInterval, "kafka.delete-interval", pb.DeleteInterval, "how often the broker's acknowledgements are recorded in the outbox")
+	fs.IntVar(&pb.DeleteBatch, "kafka.delete-batch", pb.DeleteBatch, "acknowledgements recorded per statement at most")
 
 	ct := &cfg.Catalog
 	fs.DurationVar(&ct.RefreshInterval, "catalog.refresh-interval", ct.RefreshInterval, "how often changed products are re-read")
