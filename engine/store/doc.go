@@ -32,9 +32,12 @@
 //     outbox_ring. Rotation is implicit: the sequence moving into the next
 //     generation moves writers into the next slot, with no shared state to
 //     update. gen_rows may be changed with an UPDATE at any time (writers
-//     read it in every transaction; truncation never relies on it): smaller
-//     keeps less on disk, larger truncates, and touches the catalog, less
-//     often.
+//     and the acker read it in every statement; truncation looks at the
+//     seqs actually in a partition, so nothing is lost): smaller keeps less
+//     on disk, larger truncates, and touches the catalog, less often. Around
+//     the change an acknowledgement can land in another slot than its
+//     event and be truncated first; the sweeper then publishes that event
+//     once more.
 //   - An acknowledgement is an INSERT: AckEvents writes one outbox_acks row
 //     per flush and slot (at most 200 seqs in a bigint[], with their
 //     min/max), in the slot of those events.
