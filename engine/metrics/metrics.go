@@ -41,13 +41,18 @@ type Metrics struct {
 	DBBisections  *prometheus.CounterVec   // op
 
 	// Outbox and Kafka.
-	Published        *prometheus.CounterVec // path: fast, sweep; result: ok, error
-	PublishSeconds   prometheus.Histogram   // hand-off to broker ack
-	PublishDropped   prometheus.Counter     // fast path full: left for the sweeper
-	OutboxBacklog    prometheus.Gauge       // rows waiting in the outbox table
-	OutboxDeleted    prometheus.Counter
-	ProducerBuffered prometheus.Gauge       // records buffered in the Kafka client
-	SweepRuns        *prometheus.CounterVec // result: ok, error
+	Published       *prometheus.CounterVec // path: fast, sweep; result: ok, error
+	PublishSeconds  prometheus.Histogram   // hand-off to broker ack
+	PublishDropped  prometheus.Counter     // fast path full: left for the sweeper
+	OutboxBacklog   prometheus.Gauge       // committed events not yet acknowledged by the broker
+	OutboxOldestAge prometheus.Gauge       // age of the oldest of them, seconds
+	OutboxDeleted   prometheus.Counter     // acknowledgements recorded
+	OutboxTruncated prometheus.Counter     // ring slots truncated
+
+	// PostgresSettingBad is 1 per setting (and value) found unsafe at start.
+	PostgresSettingBad *prometheus.GaugeVec
+	ProducerBuffered   prometheus.Gauge       // records buffered in the Kafka client
+	SweepRuns          *prometheus.CounterVec // result: ok, error
 
 	// Catalog.
 	CatalogProducts   prometheus.Gauge
@@ -128,11 +133,20 @@ func New() *Metrics {
 		Name: "orderflow_publish_fastpath_skipped_total", Help: "Committed events not handed to the fast path (producer buffer full); the sweeper publishes them.",
 	})
 	m.OutboxBacklog = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "orderflow_outbox_backlog", Help: "Outbox rows not yet published and deleted, as of the last sweep.",
+		Name: "orderflow_outbox_backlog", Help: "Committed outbox events not yet acknowledged by the broker, as of the last count (every sweep interval).",
 	})
 	m.OutboxDeleted = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "orderflow_outbox_deleted_total", Help: "Outbox rows deleted after the broker acknowledged them.",
+		Name: "orderflow_outbox_deleted_total", Help: "Outbox events whose broker acknowledgement was recorded by the fast path's acker (the event's storage goes with its ring slot).",
 	})
+	m.OutboxOldestAge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "orderflow_outbox_oldest_age_seconds", Help: "Age of the oldest committed outbox event not yet acknowledged by the broker (0 when none), as of the last count.",
+	})
+	m.OutboxTruncated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "orderflow_outbox_slots_truncated_total", Help: "Outbox ring slots truncated because every event in them was published.",
+	})
+	m.PostgresSettingBad = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "orderflow_postgres_setting_unsafe", Help: "1 for each PostgreSQL setting read at start that is unsafe for orderflow or degrades it (setting, value), as logged then.",
+	}, []string{"setting", "value"})
 	m.ProducerBuffered = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "orderflow_producer_buffered_records", Help: "Records buffered in the Kafka client, not yet acknowledged.",
 	})
@@ -153,7 +167,8 @@ func New() *Metrics {
 		m.HTTPRequests, m.HTTPDuration, m.AdmissionRejected, m.InFlightRequests, m.InFlightCapacity, m.HandlerPanics,
 		m.Orders, m.StatusUpdates, m.QueueDepth, m.QueueCapacity, m.BatchRows, m.BatchBytes,
 		m.CommitSeconds, m.CommitErrors, m.DBRetries, m.DBBisections,
-		m.Published, m.PublishSeconds, m.PublishDropped, m.OutboxBacklog, m.OutboxDeleted, m.ProducerBuffered, m.SweepRuns,
+		m.Published, m.PublishSeconds, m.PublishDropped, m.OutboxBacklog, m.OutboxOldestAge, m.OutboxDeleted, m.OutboxTruncated,
+		m.PostgresSettingBad, m.ProducerBuffered, m.SweepRuns,
 		m.CatalogProducts, m.CatalogRefreshes, m.CatalogAgeSeconds,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -136,6 +136,7 @@ type Result struct {
 	Status     Status
 	TotalCents int64
 	Version    int32
+	EventSeq   int64 // OutcomeCreated: the seq of its order.created outbox event
 	Err        error // why, for OutcomeRejected and OutcomeFailed; for logs only
 }
 
@@ -233,6 +234,7 @@ const (
 // arena, or the store's scan buffers): consumers that keep them past the
 // call they received them in must copy.
 type Event struct {
+	Seq     int64 // position in the outbox's publishing order, set by the store
 	OrderID string
 	Version int32
 	Type    string    // EventCreated or EventStatusChanged
@@ -240,14 +242,8 @@ type Event struct {
 	Payload []byte    // the record value, JSON
 }
 
-// EventKey identifies one outbox row (its primary key).
-type EventKey struct {
-	OrderID string
-	Version int32
-}
-
 // CreatedEvent returns o's order.created outbox event (version 1). Its
 // strings and payload are o's: views into the owning batch's arena.
 func (o *Order) CreatedEvent() Event {
-	return Event{OrderID: o.ID, Version: 1, Type: EventCreated, Time: o.ReceivedAt, Payload: o.Event}
+	return Event{Seq: o.Result.EventSeq, OrderID: o.ID, Version: 1, Type: EventCreated, Time: o.ReceivedAt, Payload: o.Event}
 }

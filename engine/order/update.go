@@ -32,6 +32,7 @@ type Update struct {
 	Previous Status // the status before this change (for Applied, Noop, Invalid)
 	Version  int32  // the order's version after this update (the current one for Noop/Invalid)
 	Event    []byte // order.status_changed value for Applied, a view into the arena
+	EventSeq int64  // Applied: the seq of that event's outbox row
 	Err      error  // why, for UpdateFailed; for logs only
 }
 
@@ -84,5 +85,5 @@ func (b *UpdateBatch) Arena() *bytesutil.Arena { return &b.arena }
 // ChangedEvent returns the order.status_changed outbox event of an applied
 // change. Its strings and payload are views into the batch's arena.
 func (u *Update) ChangedEvent() Event {
-	return Event{OrderID: u.OrderID, Version: u.Version, Type: EventStatusChanged, Time: u.ReceivedAt, Payload: u.Event}
+	return Event{Seq: u.EventSeq, OrderID: u.OrderID, Version: u.Version, Type: EventStatusChanged, Time: u.ReceivedAt, Payload: u.Event}
 }

@@ -11,14 +11,14 @@ import (
 
 // TestAllocs pins the zero-allocation parts of the fast path in steady
 // state: building a pooled record, the ordering gate while nothing is held,
-// and queueing an acknowledged row for the deleter. What kgo allocates per
+// and queueing an acknowledged event for the acker. What kgo allocates per
 // record is measured by BenchmarkPublish (allocs/event).
 func TestAllocs(t *testing.T) {
 	var s eventSet
 	s.add(42, 1, time.Now())
 	s.add(42, 2, time.Now())
 	p := &Publisher{source: []byte("orderflow"), gate: newGate(), m: metrics.New()}
-	p.del.init(DefaultConfig())
+	p.acks.init(DefaultConfig())
 
 	f := func(name string, fn func()) {
 		t.Helper()
@@ -40,13 +40,12 @@ func TestAllocs(t *testing.T) {
 			t.Fatal("admit: held; want admitted")
 		}
 	})
-	key := []byte(s.evs[0].OrderID)
-	f("deleter.add+reset", func() {
-		for range 100 {
-			p.del.add(key, 1)
+	f("acker.add+reset", func() {
+		for i := range 100 {
+			p.acks.add(int64(i))
 		}
-		p.del.mu.Lock()
-		p.del.pending.reset()
-		p.del.mu.Unlock()
+		p.acks.mu.Lock()
+		p.acks.pending.reset()
+		p.acks.mu.Unlock()
 	})
 }

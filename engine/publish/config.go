@@ -64,24 +64,26 @@ type Config struct {
 	// once. Default: 1s.
 	SweepInterval time.Duration
 
-	// SweepGrace is the age past which an outbox row counts as abandoned by
-	// the fast path and is republished by the sweeper, flag
-	// -kafka.sweep-grace. Rows the fast path still holds (Kafka slow or
+	// SweepGrace is the age past which an unacknowledged outbox event counts
+	// as abandoned by the fast path and is republished by the sweeper, flag
+	// -kafka.sweep-grace. Events the fast path still holds (Kafka slow or
 	// away) may be republished too: duplicates, in order, which consumers
-	// drop by ce_id. It must exceed DeliveryTimeout. Default: 30s.
+	// drop by ce_id. An event whose acknowledgement is recorded is never
+	// republished. It must exceed DeliveryTimeout. Default: 30s.
 	SweepGrace time.Duration
 
-	// SweepLimit is the number of rows one sweep takes (and holds locked
-	// while it publishes them), flag -kafka.sweep-limit. Default: 1000.
+	// SweepLimit is the number of events one sweep publishes at most (in
+	// one transaction), flag -kafka.sweep-limit. Default: 1000.
 	SweepLimit int
 
-	// DeleteInterval is how often the deleter removes acknowledged rows from
-	// the outbox, flag -kafka.delete-interval. Default: 10ms.
+	// DeleteInterval is how often the acker records the broker's
+	// acknowledgements in the outbox (one INSERT; no row is deleted), flag
+	// -kafka.delete-interval. Default: 10ms.
 	DeleteInterval time.Duration
 
-	// DeleteBatch is the most rows one DeleteEvents call removes; reaching
-	// it wakes the deleter before DeleteInterval, flag -kafka.delete-batch.
-	// Default: 5000.
+	// DeleteBatch is the most acknowledgements one AckEvents call records;
+	// reaching it wakes the acker before DeleteInterval, flag
+	// -kafka.delete-batch. Default: 5000.
 	DeleteBatch int
 
 	// MetadataMinAge is the minimum time between the client's metadata
@@ -183,10 +185,10 @@ func (c *Config) Settings() []conf.Setting {
 		conf.Duration(&c.Linger, FlagLinger, "producer linger: wait this long for more records before sending a partition's batch").Min(0).Max(int64(time.Minute)),
 		conf.Duration(&c.DeliveryTimeout, FlagDeliveryTimeout, "a sweep waits this long for the broker to acknowledge its page before it rolls back").Min(int64(100 * time.Millisecond)),
 		conf.Duration(&c.SweepInterval, FlagSweepInterval, "how often the outbox sweeper looks for unpublished events").Min(1),
-		conf.Duration(&c.SweepGrace, FlagSweepGrace, "outbox rows older than this are republished by the sweeper (> -"+FlagDeliveryTimeout+")").Min(1),
-		conf.Int(&c.SweepLimit, FlagSweepLimit, "outbox rows per sweep transaction").Min(1),
-		conf.Duration(&c.DeleteInterval, FlagDeleteInterval, "how often acknowledged outbox rows are deleted").Min(1),
-		conf.Int(&c.DeleteBatch, FlagDeleteBatch, "acknowledged outbox rows deleted per statement at most").Min(1),
+		conf.Duration(&c.SweepGrace, FlagSweepGrace, "unacknowledged outbox events older than this are republished by the sweeper (> -"+FlagDeliveryTimeout+")").Min(1),
+		conf.Int(&c.SweepLimit, FlagSweepLimit, "outbox events per sweep transaction at most").Min(1),
+		conf.Duration(&c.DeleteInterval, FlagDeleteInterval, "how often the broker's acknowledgements are recorded in the outbox").Min(1),
+		conf.Int(&c.DeleteBatch, FlagDeleteBatch, "acknowledgements recorded per statement at most").Min(1),
 		conf.Duration(&c.MetadataMinAge, FlagMetadataMinAge, "least time between the Kafka client's metadata refreshes (0: the client's default, 5s)").Min(0),
 		conf.String(&c.ClientID, FlagClientID, "Kafka client id (empty: the client's default, kgo)"),
 		conf.String(&c.Compression, FlagCompression, "producer batch compression: snappy or none").OneOf("snappy", "none"),

@@ -1,28 +1,34 @@
 // Package publish relays the outbox to Kafka (franz-go). A writer commits
-// orders with their outbox rows, then calls Publisher.Publish (fast path):
+// orders with their outbox events, then calls Publisher.Publish (fast path):
 // each event is copied into a pooled record and handed to the client with
 // TryProduce, never blocking; on the broker's ack (acks=all, idempotent) the
-// promise queues the row's key and the deleter deletes acked rows in
-// batches. Whatever the fast path skipped (buffer full) or never saw
-// (crash after commit) stays in the outbox; the sweeper republishes rows older than SweepGrace and deletes
-// them in the same transaction. Delivery is at least once: dedupe on ce_id.
+// promise queues the event's seq and the acker records the acknowledged seqs
+// in batches (Outbox.AckEvents: an insert, no row deleted). Whatever the
+// fast path skipped (buffer full) or never saw (crash after commit) stays
+// unacknowledged; the sweeper republishes events older than SweepGrace and
+// records their acknowledgements in the same transaction. An event whose
+// acknowledgement is recorded is never republished; repeats come only from
+// real ambiguity (a crash or a sweep that gave up waiting). After a
+// sweep pass that caught up, the sweeper asks the store to truncate what is
+// all published (Outbox.ReclaimOutbox). Delivery is at least once: dedupe
+// on ce_id.
 //
 // Ordering: key = order id, so one partition per order, and the client keeps
 // produce order per partition. The fast path publishes in commit order within
 // one instance, provided Publish is called in commit order (with several
 // writers, a later version's Publish must not start before an earlier one's
-// returns). The sweeper publishes each page in (order id, version) order and
-// commits only after every ack, so each repeat run is in version order. Once
-// an event of an order leaves the fast path, the order's later events are
-// held for the sweeper until a sweep pass has covered them (gate), and after
-// start status changes are held until the outbox is seen empty or swept.
-// No record is failed on a deadline (see Config.DeliveryTimeout): a failed
-// earlier version with a delivered later one is exactly the reorder a
-// version-skipping consumer cannot recover from. The store serialises sweeps
-// fleet-wide. Not covered: fast paths of different instances race each other
-// and other instances' sweeps; a broker error the client does not retry
-// (e.g. a record too large) fails that record alone; clocks must agree with
-// PostgreSQL's within 1s.
+// returns). The sweeper publishes in seq order (version order within each
+// order) and commits only after every ack, so each repeat run is in version
+// order. Once an event of an order leaves the fast path, the order's later
+// events are held for the sweeper until a sweep pass has covered them
+// (gate), and after start status changes are held until the outbox is seen
+// empty or swept. No record is failed on a deadline (see
+// Config.DeliveryTimeout): a failed earlier version with a delivered later
+// one is exactly the reorder a version-skipping consumer cannot recover
+// from. The store serialises sweeps fleet-wide. Not covered: fast paths of
+// different instances race each other and other instances' sweeps; a broker
+// error the client does not retry (e.g. a record too large) fails that
+// record alone; clocks must agree with PostgreSQL's within 1s.
 //
-// Lock order: deleter.delMu before deleter.mu; gate.mu is taken alone.
+// Lock order: acker.ackMu before acker.mu; gate.mu is taken alone.
 package publish

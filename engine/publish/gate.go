@@ -17,7 +17,7 @@ const clockMargin = time.Second
 //
 // An order is held from the moment one of its events leaves the fast path
 // (skipped because the buffer was full, failed by the client, or itself held)
-// until the sweeper has finished a pass that covered every row enqueued up to
+// until the sweeper has finished a pass that covered every event committed up to
 // that moment (swept). Each held event refreshes the hold, so a held order's
 // events all go through the sweeper, in version order, until it catches up.
 // Version 1 (order.created) is never held by the global hold: no earlier
@@ -39,7 +39,7 @@ type gate struct {
 	// hold would be lost: found by the chaos suite as orders published out
 	// of version order during a Kafka outage). Keys are always copies.
 	orders map[string]*int64
-	swept  int64 // unix ns: every row enqueued before it has been published and deleted
+	swept  int64 // unix ns: every event committed before it has been published
 }
 
 func newGate() *gate {
@@ -84,7 +84,7 @@ func (g *gate) hold(id string, now int64) {
 }
 
 // holdAll holds every version>1 event until the sweeper has covered now:
-// used at start, when rows a crashed instance left behind are unknown.
+// used at start, when events a crashed instance left behind are unknown.
 func (g *gate) holdAll(now int64) {
 	g.mu.Lock()
 	g.global = now
@@ -103,8 +103,8 @@ func (g *gate) releaseAll(at int64) {
 	g.mu.Unlock()
 }
 
-// advance records that every row enqueued before swept (unix ns) has been
-// published and deleted, and forgets the holds that covers.
+// advance records that every event committed before swept (unix ns) has
+// been published, and forgets the holds that covers.
 func (g *gate) advance(swept int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -12,13 +12,15 @@ import (
 
 // fakeOutbox is an in-memory Outbox with the real store's semantics that the
 // publisher relies on: a sweep locks the rows it hands out until it commits
-// or rolls back, and a concurrent sweep skips locked rows (SKIP LOCKED); fn's
-// error rolls back (rows kept, unlocked); events are valid only during fn
-// (the fake scribbles over them afterwards); a delete of a row a sweep holds
-// wins either way (as a DELETE waiting on the row lock would).
+// or rolls back, and a concurrent sweep skips locked rows; fn's error rolls
+// back (rows kept, unlocked); events are valid only during fn (the fake
+// scribbles over them afterwards); an acknowledgement of a row a sweep holds
+// wins either way. Rows are keyed by seq and swept in seq order, stopping
+// at the first row younger than olderThan, as the store does. An
+// acknowledged row is dropped (the store records it instead).
 type fakeOutbox struct {
 	mu   sync.Mutex
-	rows map[order.EventKey]*fakeRow
+	rows map[int64]*fakeRow
 
 	// oneSweep models the store taking a transaction-scoped advisory lock
 	// (pg_try_advisory_xact_lock) before selecting: a sweep that finds
@@ -27,7 +29,7 @@ type fakeOutbox struct {
 	oneSweep bool
 	sweepMu  sync.Mutex
 	sweeps   int
-	deletes  int // DeleteEvents calls
+	acks     int // AckEvents calls
 }
 
 type fakeRow struct {
@@ -37,7 +39,7 @@ type fakeRow struct {
 }
 
 func newFakeOutbox() *fakeOutbox {
-	return &fakeOutbox{rows: make(map[order.EventKey]*fakeRow)}
+	return &fakeOutbox{rows: make(map[int64]*fakeRow)}
 }
 
 // insert adds copies of evs enqueued at enq, as a commit does.
@@ -48,46 +50,53 @@ func (f *fakeOutbox) insert(enq time.Time, evs ...order.Event) {
 		ev.OrderID = strings.Clone(ev.OrderID)
 		ev.Type = strings.Clone(ev.Type)
 		ev.Payload = slices.Clone(ev.Payload)
-		f.rows[order.EventKey{OrderID: ev.OrderID, Version: ev.Version}] = &fakeRow{ev: ev, enqueued: enq}
+		f.rows[ev.Seq] = &fakeRow{ev: ev, enqueued: enq}
 	}
 }
 
-func (f *fakeOutbox) DeleteEvents(ctx context.Context, keys []order.EventKey) error {
+func (f *fakeOutbox) AckEvents(ctx context.Context, seqs []int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.deletes++
-	for _, k := range keys {
-		delete(f.rows, k)
+	f.acks++
+	for _, s := range seqs {
+		delete(f.rows, s)
 	}
 	return nil
 }
 
-func (f *fakeOutbox) SweepEvents(ctx context.Context, olderThan time.Duration, limit int, fn func([]order.Event) error) (int, error) {
+func (f *fakeOutbox) SweepEvents(ctx context.Context, olderThan time.Duration, limit int, fn func([]order.Event) error) (int, time.Time, error) {
 	if f.oneSweep {
 		if !f.sweepMu.TryLock() {
-			return 0, nil
+			return 0, time.Time{}, nil
 		}
 		defer f.sweepMu.Unlock()
 	}
 	f.mu.Lock()
 	f.sweeps++
-	cutoff := time.Now().Add(-olderThan)
-	var picked []*fakeRow
+	now := time.Now()
+	cutoff := now.Add(-olderThan)
+	var unlocked []*fakeRow
 	for _, r := range f.rows {
-		if !r.locked && r.enqueued.Before(cutoff) {
-			picked = append(picked, r)
+		if !r.locked {
+			unlocked = append(unlocked, r)
 		}
 	}
-	slices.SortFunc(picked, func(a, b *fakeRow) int {
-		if c := strings.Compare(a.ev.OrderID, b.ev.OrderID); c != 0 {
-			return c
+	slices.SortFunc(unlocked, func(a, b *fakeRow) int { return int(a.ev.Seq - b.ev.Seq) })
+	var picked []*fakeRow
+	done := true
+	for _, r := range unlocked {
+		if !r.enqueued.Before(cutoff) {
+			break // younger: the fast path may still be on it
 		}
-		return int(a.ev.Version - b.ev.Version)
-	})
-	picked = picked[:min(len(picked), limit)]
+		if len(picked) == limit {
+			done = false
+			break
+		}
+		picked = append(picked, r)
+	}
 	// Hand out copies in scan buffers of our own, as pgx would.
 	events := make([]order.Event, len(picked))
 	for i, r := range picked {
@@ -110,30 +119,43 @@ func (f *fakeOutbox) SweepEvents(ctx context.Context, olderThan time.Duration, l
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range picked {
-		k := order.EventKey{OrderID: r.ev.OrderID, Version: r.ev.Version}
-		if f.rows[k] != r {
-			continue // deleted meanwhile
+		if f.rows[r.ev.Seq] != r {
+			continue // acknowledged meanwhile
 		}
 		if err == nil {
-			delete(f.rows, k)
+			delete(f.rows, r.ev.Seq)
 		} else {
 			r.locked = false
 		}
 	}
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
-	return len(picked), nil
+	if !done {
+		return len(picked), time.Time{}, nil
+	}
+	return len(picked), cutoff, nil
 }
 
-func (f *fakeOutbox) OutboxBacklog(ctx context.Context) (int64, error) {
+func (f *fakeOutbox) OutboxStats(ctx context.Context) (int64, time.Duration, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return int64(len(f.rows)), nil
+	var oldest time.Time
+	for _, r := range f.rows {
+		if oldest.IsZero() || r.enqueued.Before(oldest) {
+			oldest = r.enqueued
+		}
+	}
+	if oldest.IsZero() {
+		return 0, 0, nil
+	}
+	return int64(len(f.rows)), time.Since(oldest), nil
 }
+
+func (f *fakeOutbox) ReclaimOutbox(ctx context.Context) (int, error) { return 0, ctx.Err() }
 
 func (f *fakeOutbox) len() int {
 	f.mu.Lock()

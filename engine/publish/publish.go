@@ -17,23 +17,31 @@ import (
 	"github.com/orderflow/orderflow/engine/order"
 )
 
-// Outbox is the outbox table as the publisher sees it. *store.Store
-// implements it. Implementations must be safe for concurrent use.
+// Outbox is the outbox as the publisher sees it. *store.Store implements
+// it. Implementations must be safe for concurrent use.
 type Outbox interface {
-	// DeleteEvents deletes the rows with these keys; missing rows are not an
-	// error. keys are valid only during the call.
-	DeleteEvents(ctx context.Context, keys []order.EventKey) error
+	// AckEvents records that the broker acknowledged the events with these
+	// seqs; unknown or repeated seqs are not an error. seqs are valid only
+	// during the call.
+	AckEvents(ctx context.Context, seqs []int64) error
 
-	// SweepEvents, in one transaction, selects up to limit rows enqueued
-	// more than olderThan ago, ordered by order id and version, skipping
-	// rows another transaction has locked (FOR UPDATE SKIP LOCKED), and
-	// calls fn with them (events valid only during fn). If fn returns nil
-	// it deletes those rows and commits; otherwise it rolls back and
-	// returns fn's error. It returns the number of rows selected.
-	SweepEvents(ctx context.Context, olderThan time.Duration, limit int, fn func(events []order.Event) error) (int, error)
+	// SweepEvents, in one transaction, selects up to limit unacknowledged
+	// events in seq order, stopping at the first one enqueued less than
+	// olderThan ago, and calls fn with them (events valid only during fn).
+	// If fn returns nil it records them as acknowledged and commits;
+	// otherwise it rolls back and returns fn's error. It returns the number
+	// of events fn published and, when the sweep reached the end of what it
+	// may publish, a time before which every committed event is published
+	// (zero when another page follows).
+	SweepEvents(ctx context.Context, olderThan time.Duration, limit int, fn func(events []order.Event) error) (int, time.Time, error)
 
-	// OutboxBacklog counts the rows in the outbox.
-	OutboxBacklog(ctx context.Context) (int64, error)
+	// OutboxStats returns the number of unacknowledged events and the age
+	// of the oldest.
+	OutboxStats(ctx context.Context) (backlog int64, oldestAge time.Duration, err error)
+
+	// ReclaimOutbox frees the storage of events that are all published
+	// (truncating whole partitions) and returns how many it freed.
+	ReclaimOutbox(ctx context.Context) (int, error)
 }
 
 // SweepEvents may refuse to sweep because another sweep is running; it then
@@ -43,8 +51,9 @@ type Outbox interface {
 
 // Timeouts of the background Outbox calls.
 const (
-	deleteTimeout  = 5 * time.Second
+	ackTimeout     = 5 * time.Second
 	backlogTimeout = 5 * time.Second
+	reclaimTimeout = 10 * time.Second
 	// errLogEvery rate-limits the log lines for per-record failures; the
 	// counters have every one.
 	errLogEvery = 5 * time.Second
@@ -66,9 +75,9 @@ const ceTimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 // label values once keeps the lookup off it.
 type counter interface{ Inc() }
 
-// Publisher relays committed outbox rows to Kafka: a fast path for the
-// events the writers just committed, a deleter for the rows the broker
-// acknowledged and a sweeper for everything else. Create it with New, call
+// Publisher relays committed outbox events to Kafka: a fast path for the
+// events the writers just committed, an acker that records what the broker
+// acknowledged, and a sweeper for everything else. Create it with New, call
 // Start, and Shutdown when done. Its methods are safe for concurrent use.
 type Publisher struct {
 	cfg    Config
@@ -97,13 +106,13 @@ type Publisher struct {
 	// produceSweep), and sweeping again would only queue duplicates.
 	sweepInflight atomic.Int64
 
-	del deleter
+	acks acker
 
 	startNanos  int64 // when New ran: the holdAll mark
 	cancelSweep context.CancelFunc
-	stopDelete  chan struct{}
+	stopAck     chan struct{}
 	sweepWG     sync.WaitGroup // sweeper and gauge loops
-	deleteWG    sync.WaitGroup // deleter
+	ackWG       sync.WaitGroup // acker
 	started     atomic.Bool
 	shut        atomic.Bool
 	lastErrLog  atomic.Int64
@@ -145,12 +154,12 @@ func New(cfg Config, ob Outbox, m *metrics.Metrics, log *slog.Logger) (*Publishe
 		sweepRunsOK:  m.SweepRuns.WithLabelValues("ok"),
 		sweepRunsErr: m.SweepRuns.WithLabelValues("error"),
 		startNanos:   time.Now().UnixNano(),
-		stopDelete:   make(chan struct{}),
+		stopAck:      make(chan struct{}),
 	}
 	p.fastPromise = p.onFastAck
 	p.sweepPromise = p.onSweepAck
-	p.del.init(cfg)
-	// Rows a crashed instance left behind are unknown until the first
+	p.acks.init(cfg)
+	// Events a crashed instance left behind are unknown until the first
 	// backlog count: until then (or until the sweeper has covered this
 	// moment) status changes stay off the fast path. See gate.
 	p.gate.holdAll(p.startNanos)
@@ -161,7 +170,7 @@ func New(cfg Config, ob Outbox, m *metrics.Metrics, log *slog.Logger) (*Publishe
 // not produce through it, flush it or close it.
 func (p *Publisher) Client() *kgo.Client { return p.cl }
 
-// Start starts the deleter, the sweeper and the backlog gauge. Call it once;
+// Start starts the acker, the sweeper and the backlog gauges. Call it once;
 // Shutdown stops them.
 func (p *Publisher) Start() {
 	if p.started.Swap(true) || p.shut.Load() {
@@ -171,14 +180,14 @@ func (p *Publisher) Start() {
 	p.cancelSweep = cancel
 	p.sweepWG.Go(func() { p.sweepLoop(ctx) })
 	p.sweepWG.Go(func() { p.gaugeLoop(ctx) })
-	p.deleteWG.Go(p.deleteLoop)
+	p.ackWG.Go(p.ackLoop)
 }
 
-// Shutdown stops the sweeper (a sweep in progress is abandoned and its rows
-// stay for the next run), flushes the client so that every event handed to
-// it is acknowledged or failed, deletes the acknowledged rows, closes the
-// client and waits for every goroutine. Call it after the writers stopped
-// calling Publish. It returns the first of the flush and delete errors, e.g.
+// Shutdown stops the sweeper (a sweep in progress is abandoned and its
+// events stay for the next run), flushes the client so that every event
+// handed to it is acknowledged or failed, records the acknowledgements,
+// closes the client and waits for every goroutine. Call it after the writers
+// stopped calling Publish. It returns the first of the flush and ack errors, e.g.
 // ctx's when the deadline came first; the client is closed either way.
 // Calling it again returns nil at once.
 func (p *Publisher) Shutdown(ctx context.Context) error {
@@ -201,10 +210,10 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 	p.log.Info("publish shutdown: kafka client flushed", "records", buffered, "took", time.Since(t).String(), "err", ferr)
 
 	t = time.Now()
-	close(p.stopDelete)
-	p.deleteWG.Wait()
-	n, derr := p.del.drain(ctx, p)
-	p.log.Info("publish shutdown: acknowledged rows deleted", "rows", n, "took", time.Since(t).String(), "err", derr)
+	close(p.stopAck)
+	p.ackWG.Wait()
+	n, derr := p.acks.drain(ctx, p)
+	p.log.Info("publish shutdown: acknowledgements recorded", "events", n, "took", time.Since(t).String(), "err", derr)
 
 	t = time.Now()
 	p.cl.Close()
@@ -265,7 +274,7 @@ func (p *Publisher) onFastAck(rec *kgo.Record, err error) {
 	case err == nil:
 		p.fastOK.Inc()
 		p.m.PublishSeconds.Observe(time.Since(r.start).Seconds())
-		p.del.add(r.key, r.version)
+		p.acks.add(r.seq)
 	case errors.Is(err, kgo.ErrMaxBuffered):
 		// Our bound check raced the client's; same outcome.
 		p.m.PublishDropped.Inc()
@@ -288,9 +297,9 @@ func (p *Publisher) logErr(msg string, err error) {
 	p.log.Warn(msg, "err", err)
 }
 
-// gaugeLoop updates OutboxBacklog and ProducerBuffered every SweepInterval,
-// starting at once. The first count also settles the start-up hold: an
-// empty outbox means nothing was left behind.
+// gaugeLoop updates OutboxBacklog, OutboxOldestAge and ProducerBuffered
+// every SweepInterval, starting at once. The first count also settles the
+// start-up hold: an empty outbox means nothing was left behind.
 func (p *Publisher) gaugeLoop(ctx context.Context) {
 	first := true
 	t := time.NewTicker(p.cfg.SweepInterval)
@@ -298,10 +307,11 @@ func (p *Publisher) gaugeLoop(ctx context.Context) {
 	for {
 		p.m.ProducerBuffered.Set(float64(p.cl.BufferedProduceRecords()))
 		cctx, cancel := context.WithTimeout(ctx, backlogTimeout)
-		n, err := p.ob.OutboxBacklog(cctx)
+		n, age, err := p.ob.OutboxStats(cctx)
 		cancel()
 		if err == nil {
 			p.m.OutboxBacklog.Set(float64(n))
+			p.m.OutboxOldestAge.Set(age.Seconds())
 			if first && n == 0 {
 				p.gate.releaseAll(p.startNanos)
 			}
@@ -330,10 +340,10 @@ type pubRec struct {
 
 	key, value, id, ts, typ []byte
 
-	version int32
-	size    int64     // rec's key+value+header bytes, as kgo counts them
-	start   time.Time // hand-off time, for PublishSeconds
-	sweep   *sweepBatch
+	seq   int64     // the event's outbox seq, for its acknowledgement
+	size  int64     // rec's key+value+header bytes, as kgo counts them
+	start time.Time // hand-off time, for PublishSeconds
+	sweep *sweepBatch
 }
 
 // maxPooledBuf is the largest buffer a pooled record keeps (64 KiB, the
@@ -361,7 +371,7 @@ func (r *pubRec) reset() {
 	r.id = capBuf(r.id)
 	r.ts = capBuf(r.ts)
 	r.typ = capBuf(r.typ)
-	r.version, r.size, r.start, r.sweep = 0, 0, time.Time{}, nil
+	r.seq, r.size, r.start, r.sweep = 0, 0, time.Time{}, nil
 }
 
 func capBuf(b []byte) []byte {
@@ -404,7 +414,7 @@ func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 		Timestamp: ev.Time,
 		Context:   r,
 	}
-	r.version = ev.Version
+	r.seq = ev.Seq
 	var size int
 	for _, h := range r.hdrs {
 		size += len(h.Key) + len(h.Value)

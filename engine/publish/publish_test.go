@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,6 +115,10 @@ func (s *eventSet) put(b []byte) []byte {
 	return s.buf[len(s.buf)-len(b) : len(s.buf) : len(s.buf)]
 }
 
+// nextSeq numbers the test events in the order they are made, as the
+// store's outbox_seq does at commit.
+var nextSeq atomic.Int64
+
 func (s *eventSet) add(orderN int, version int32, at time.Time) {
 	id := bytesutil.String(s.put(fmt.Appendf(nil, "ord_%05d", orderN)))
 	typ, payload := order.EventCreated, fmt.Appendf(nil, `{"order":{"id":%q,"user_id":"u_%d","status":"created","currency":"EUR","total_cents":%d,"version":1,"items":[{"sku":"milk-1l","qty":2,"price_cents":129}]}}`, id, orderN%97, 258+orderN)
@@ -122,6 +127,7 @@ func (s *eventSet) add(orderN int, version int32, at time.Time) {
 		payload = fmt.Appendf(nil, `{"order_id":%q,"status":"s%d","previous_status":"s%d","version":%d,"at":"%s"}`, id, version, version-1, version, at.UTC().Format(time.RFC3339Nano))
 	}
 	s.evs = append(s.evs, order.Event{
+		Seq:     nextSeq.Add(1),
 		OrderID: id,
 		Version: version,
 		Type:    bytesutil.String(s.put([]byte(typ))),

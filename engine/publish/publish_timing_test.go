@@ -16,14 +16,15 @@ import (
 )
 
 // nopOutbox is an empty outbox: the benchmark measures the fast path and the
-// deleter's bookkeeping, not a database.
+// acker's bookkeeping, not a database.
 type nopOutbox struct{}
 
-func (nopOutbox) DeleteEvents(context.Context, []order.EventKey) error { return nil }
-func (nopOutbox) SweepEvents(context.Context, time.Duration, int, func([]order.Event) error) (int, error) {
-	return 0, nil
+func (nopOutbox) AckEvents(context.Context, []int64) error { return nil }
+func (nopOutbox) SweepEvents(context.Context, time.Duration, int, func([]order.Event) error) (int, time.Time, error) {
+	return 0, time.Now(), nil
 }
-func (nopOutbox) OutboxBacklog(context.Context) (int64, error) { return 0, nil }
+func (nopOutbox) OutboxStats(context.Context) (int64, time.Duration, error) { return 0, 0, nil }
+func (nopOutbox) ReclaimOutbox(context.Context) (int, error)                { return 0, nil }
 
 // BenchmarkPublish measures the fast path end to end through kfake over TCP
 // (one broker, 3 partitions, BlackholeProduce so the broker stores nothing):

@@ -14,10 +14,10 @@ import (
 )
 
 // sweepTimeout bounds one sweep (select, produce, wait for every ack,
-// delete, commit): the time its records may take to be acknowledged
+// record the acks, commit): the time its records may take to be acknowledged
 // (DeliveryTimeout) plus slack for PostgreSQL. Past it the sweep rolls back;
-// its records stay in flight and their rows are deleted as they are
-// acknowledged (see produceSweep).
+// its records stay in flight and their acknowledgements are recorded as they
+// arrive (see produceSweep).
 func (c Config) sweepTimeout() time.Duration { return c.DeliveryTimeout + 5*time.Second }
 
 // sweepLoop is the sweeper goroutine: every SweepInterval it runs a pass,
@@ -35,16 +35,16 @@ func (p *Publisher) sweepLoop(ctx context.Context) {
 	}
 }
 
-// sweepPass sweeps page after page while pages come back full. A pass whose
-// last page was short has published every row older than SweepGrace as of
-// that page's start, which releases the gate's holds up to that moment.
+// sweepPass sweeps page after page while pages come back full. A pass that
+// reached the end has published every event committed before the time the
+// store reports, which releases the gate's holds up to that moment; the
+// pass then lets the store truncate what is all published.
 func (p *Publisher) sweepPass(ctx context.Context) {
 	for ctx.Err() == nil {
 		if p.sweepInflight.Load() > 0 {
 			return // an abandoned sweep's records are still in flight
 		}
-		start := time.Now()
-		n, limit, err := p.sweepOnce(ctx)
+		before, err := p.sweepOnce(ctx)
 		if errors.Is(err, errNoRoom) {
 			return // the client is full (Kafka slow or away): next interval
 		}
@@ -57,36 +57,51 @@ func (p *Publisher) sweepPass(ctx context.Context) {
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return // shutting down; the rows stay for the next instance
+				return // shutting down; the events stay for the next instance
 			}
 			p.sweepRunsErr.Inc()
-			p.logErr("outbox sweep failed; its rows stay for the next run", err)
+			p.logErr("outbox sweep failed; its events stay for the next run", err)
 			return
 		}
 		p.sweepRunsOK.Inc()
-		if n < limit {
-			p.gate.advance(start.Add(-p.cfg.SweepGrace - clockMargin).UnixNano())
+		if !before.IsZero() {
+			p.gate.advance(before.Add(-clockMargin).UnixNano())
+			p.reclaim(ctx)
 			return
 		}
 	}
 }
 
-// sweepOnce runs one SweepEvents transaction.
-// It returns the rows published and the page size asked for: a page shorter
-// than that means the sweep has caught up.
-func (p *Publisher) sweepOnce(ctx context.Context) (n, limit int, err error) {
+// reclaim asks the store to truncate the ring slots whose events are all
+// published.
+func (p *Publisher) reclaim(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, reclaimTimeout)
+	defer cancel()
+	n, err := p.ob.ReclaimOutbox(ctx)
+	if n > 0 {
+		p.m.OutboxTruncated.Add(float64(n))
+	}
+	if err != nil && ctx.Err() == nil {
+		p.logErr("outbox truncation failed; the next pass tries again", err)
+	}
+}
+
+// sweepOnce runs one SweepEvents transaction. It returns the time before
+// which every committed event is published when the sweep caught up, the
+// zero time when another page follows.
+func (p *Publisher) sweepOnce(ctx context.Context) (time.Time, error) {
 	// A page must fit whole in the client's buffer (see produceSweep): take
-	// no more rows than there is room for now.
-	limit = int(min(int64(p.cfg.SweepLimit), int64(p.cfg.MaxBufferedRecords)-p.inflight.Load()))
+	// no more events than there is room for now.
+	limit := int(min(int64(p.cfg.SweepLimit), int64(p.cfg.MaxBufferedRecords)-p.inflight.Load()))
 	if limit <= 0 {
-		return 0, 0, errNoRoom
+		return time.Time{}, errNoRoom
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.sweepTimeout())
 	defer cancel()
-	n, err = p.ob.SweepEvents(ctx, p.cfg.SweepGrace, limit, func(events []order.Event) error {
+	_, before, err := p.ob.SweepEvents(ctx, p.cfg.SweepGrace, limit, func(events []order.Event) error {
 		return p.produceSweep(ctx, events)
 	})
-	return n, limit, err
+	return before, err
 }
 
 // sweepBatch tracks the acknowledgements of one sweep's records.
@@ -116,8 +131,8 @@ func (b *sweepBatch) finish(err error) {
 // errNoRoom: the client's buffer cannot take a whole page now.
 var errNoRoom = errors.New("kafka client buffer full: sweep postponed")
 
-// produceSweep produces events (in the order given: the store's order id,
-// version order) and waits until the broker acknowledged every one, or one
+// produceSweep produces events (in the order given: the store's seq order,
+// which is version order within each order) and waits until the broker acknowledged every one, or one
 // failed, or ctx ended.
 //
 // The records carry no deadline, like the fast path's, and go in only when
@@ -125,8 +140,8 @@ var errNoRoom = errors.New("kafka client buffer full: sweep postponed")
 // record failed on a deadline while a later version of its order got
 // through, would publish that order out of order. So a record is never
 // failed short of Shutdown; when the sweep stops waiting (ctx) it rolls back,
-// the records stay in flight, and each one's row is deleted by the deleter as
-// its acknowledgement arrives. No new sweep starts until they have all
+// the records stay in flight, and the acker records each one's
+// acknowledgement as it arrives. No new sweep starts until they have all
 // resolved (sweepInflight).
 func (p *Publisher) produceSweep(ctx context.Context, events []order.Event) error {
 	if len(events) == 0 {
@@ -177,9 +192,9 @@ func (p *Publisher) onSweepAck(rec *kgo.Record, err error) {
 	if err == nil {
 		p.sweepOK.Inc()
 		if r.sweep.abandoned.Load() {
-			// Its sweep rolled back: the row is still there; delete it now
+			// Its sweep rolled back without recording it: record it now
 			// that the broker has it.
-			p.del.add(r.key, r.version)
+			p.acks.add(r.seq)
 		}
 	} else {
 		p.sweepErr.Inc()

@@ -73,5 +73,12 @@ func TestCopySourcesAllocateNothing(t *testing.T) {
 	)
 	f("stage", &w.stage, func() { w.stage.reset(set) }, int4, text, text, text, int8, tstz, tstz, text, int8)
 	f("items", &w.items, func() { w.items.reset(set) }, text, int4, text, int4, int8)
-	f("outbox", &w.outbox, func() { w.events = createdEvents(w.events[:0], set); w.outbox.reset(w.events) }, text, int4, text, tstz, bytea)
+	f("outbox", &w.outbox, func() {
+		w.events = createdEvents(w.events[:0], set)
+		w.outbox.reset(w.events)
+		for i := range w.events {
+			w.events[i].Seq = int64(i + 1)
+			w.outbox.slots = append(w.outbox.slots, 0)
+		}
+	}, int8, int4, text, int4, text, tstz, bytea)
 }

@@ -116,13 +116,16 @@ type bytea struct{ b []byte }
 // BytesValue implements [pgtype.BytesValuer].
 func (v *bytea) BytesValue() ([]byte, error) { return v.b, nil }
 
-// outboxSource is the [pgx.CopyFromSource] of outbox rows, one per event:
-// order.created rows of new orders and order.status_changed rows of applied
-// status changes alike (an order.Event carries exactly the outbox columns).
-// Same reuse as stageSource: one row of pgtype pointers, refilled.
+// outboxSource is the [pgx.CopyFromSource] of outbox_events rows, one per
+// event: order.created rows of new orders and order.status_changed rows of
+// applied status changes alike. Each event's Seq and slot come from
+// allocSeqs. Same reuse as stageSource: one row of pgtype pointers, refilled.
 type outboxSource struct {
 	events  []order.Event
+	slots   []int32 // slots[i] is events[i]'s ring slot
 	i       int
+	seq     pgtype.Int8
+	slot    pgtype.Int4
 	orderID pgtype.Text
 	version pgtype.Int4
 	ceType  pgtype.Text
@@ -132,12 +135,13 @@ type outboxSource struct {
 }
 
 func (s *outboxSource) init() {
-	s.row = []any{&s.orderID, &s.version, &s.ceType, &s.ceTime, &s.payload}
+	s.row = []any{&s.seq, &s.slot, &s.orderID, &s.version, &s.ceType, &s.ceTime, &s.payload}
 }
 
 // reset points the source at events (nil to drop the views it holds).
 func (s *outboxSource) reset(events []order.Event) {
 	s.events, s.i = events, -1
+	s.slots = s.slots[:0]
 	s.orderID, s.ceType, s.payload = pgtype.Text{}, pgtype.Text{}, bytea{}
 }
 
@@ -150,6 +154,8 @@ func (s *outboxSource) Next() bool {
 // Values implements [pgx.CopyFromSource].
 func (s *outboxSource) Values() ([]any, error) {
 	e := &s.events[s.i]
+	s.seq = pgtype.Int8{Int64: e.Seq, Valid: true}
+	s.slot = pgtype.Int4{Int32: s.slots[s.i], Valid: true}
 	s.orderID = pgtype.Text{String: e.OrderID, Valid: true}
 	s.version = pgtype.Int4{Int32: e.Version, Valid: true}
 	s.ceType = pgtype.Text{String: e.Type, Valid: true}
@@ -160,11 +166,3 @@ func (s *outboxSource) Values() ([]any, error) {
 
 // Err implements [pgx.CopyFromSource].
 func (s *outboxSource) Err() error { return nil }
-
-// createdEvents appends the order.created outbox event of each order.
-func createdEvents(dst []order.Event, orders []*order.Order) []order.Event {
-	for _, o := range orders {
-		dst = append(dst, o.CreatedEvent())
-	}
-	return dst
-}

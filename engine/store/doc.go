@@ -1,15 +1,95 @@
 // Package store is orderflow's PostgreSQL layer: the pipeline's writers hand
-// it groups of queued batches (WriteOrders), the HTTP GET handler and the
-// catalog read through it, and the outbox relay (engine/publish) deletes and
-// sweeps the events it wrote.
+// it groups of queued batches (WriteOrders, WriteStatus), the HTTP GET
+// handler and the catalog read through it, and the outbox relay
+// (engine/publish) acknowledges, sweeps and reclaims the events it wrote.
 //
-// One WriteOrders call is one transaction (group commit), per attempt:
-// BEGIN; COPY the orders, sorted by id then arrival, into a per-connection
-// temp table; INSERT INTO orders … SELECT … ON CONFLICT DO NOTHING RETURNING
-// (new vs already stored); one SELECT classifies the skipped rows (duplicate
-// or conflict); COPY order_items and outbox rows of the new orders straight
-// into their tables; COMMIT. COPY has no ON CONFLICT, hence the staging
-// table; measured in PITFALLS.md, it beats INSERT … FROM unnest(…) from ~500
-// rows a batch. Retryable errors retry the whole transaction; a data error
-// bisects the set until the refused order is alone.
+// One WriteOrders call is one transaction (group commit), per attempt
+// (inTx): BEGIN; COPY the orders, sorted by id then arrival, into a
+// per-connection temp table (or, below Config.CopyMinRows, INSERT straight
+// from arrays); INSERT INTO orders … ON CONFLICT DO NOTHING RETURNING (new
+// vs already stored); one SELECT classifies the skipped rows (duplicate or
+// conflict); COPY order_items; take one outbox seq per new order; COPY the
+// outbox events; COMMIT. Retryable errors retry the whole transaction; a
+// data error bisects the set until the refused order is alone; an error at
+// COMMIT is never retried (its outcome is unknown).
+//
+// # The outbox
+//
+// An outbox inserted into and deleted from at thousands of rows a second
+// bloats (dead tuples, vacuum racing the hot path), and a relay that
+// re-reads rows whose delete has not landed republishes them. So no event
+// row is ever updated or deleted:
+//
+//   - Every event gets a seq from outbox_seq, a sequence with no
+//     per-backend cache, taken in the writing transaction after the orders'
+//     rows are written (new orders) or locked (status changes). An order's
+//     next version can only take its seq after the previous version's
+//     transaction committed, so seq order is version order within each
+//     order. The writer sets seq and its slot in the COPY and hands the seq
+//     to the publisher with the event (order.Event.Seq).
+//   - outbox_events is list-partitioned into a ring of slots (8; migration
+//     0003): seq s lives in slot (s / gen_rows) % slots, gen_rows = 32768 in
+//     outbox_ring. Rotation is implicit: the sequence moving into the next
+//     generation moves writers into the next slot, with no shared state to
+//     update. gen_rows may be changed with an UPDATE at any time (writers
+//     and the acker read it in every statement; truncation looks at the
+//     seqs actually in a partition, so nothing is lost): smaller keeps less
+//     on disk, larger truncates, and touches the catalog, less often. Around
+//     the change an acknowledgement can land in another slot than its
+//     event and be truncated first; the sweeper then publishes that event
+//     once more.
+//   - An acknowledgement is an INSERT: AckEvents writes one outbox_acks row
+//     per flush and slot (at most 200 seqs in a bigint[], with their
+//     min/max), in the slot of those events.
+//   - outbox_ring's low_seq is the watermark below which every event is
+//     published. A sweep (one at a time fleet-wide, advisory lock) reads the
+//     unacknowledged events between the watermark and the settled horizon
+//     in seq order (an anti-join against the acks of that range only),
+//     publishes the prefix older than the sweep grace, records them as
+//     acknowledged, and moves the watermark to the first event it did not
+//     publish. Its cost follows the range above the watermark (the last
+//     sweep intervals, or the backlog), not history.
+//   - The settled horizon is what keeps the watermark from skipping a seq
+//     taken by a transaction that has not committed yet (sequence numbers
+//     are handed out before commit). Every writer holds a lock on
+//     outbox_seq from its nextval to its end; a sweep reads the sequence's
+//     head, then the transactions holding that lock (pg_locks), and at a
+//     later pass, once they have all ended, every seq up to that head that
+//     will ever commit has committed. With no holder the head is settled at
+//     once. Only orderflow's writers count: an unrelated long transaction
+//     does not hold the relay back, as a snapshot-xmin horizon would.
+//   - ReclaimOutbox truncates a slot, events and acks together, once its
+//     largest seq is below the watermark, skipping the slots being written.
+//     In one transaction: LOCK both partitions ACCESS EXCLUSIVE (waiting at
+//     most 200ms, else the next pass retries), re-check with a fresh
+//     snapshot, TRUNCATE. A writer that took a seq of that slot but had not
+//     inserted yet waits for the lock and inserts into the emptied
+//     partition; if the wait outlives Config.TxTimeout, the error comes
+//     before COMMIT and the transaction is retried. Truncation leaves no
+//     dead tuples; each one updates a few pg_class rows, which autovacuum
+//     (or a manual VACUUM) of the catalog cleans.
+//   - When Kafka is away the watermark stops, the slots are not truncated,
+//     and the sequence wraps the ring: a slot then holds several
+//     generations, which is correct (truncation looks at the largest seq in
+//     the partition) and holds the backlog only as long as it exists.
+//   - OutboxStats (the backlog and oldest-age gauges) counts the
+//     unacknowledged events above the watermark: the same tail a sweep
+//     reads. The view outbox shows the unpublished events (and takes
+//     hand-written inserts, seq and slot from their defaults).
+//
+// Considered and not taken: moving stragglers forward into the current slot
+// (a sweep publishes them where they are; moving would copy payloads and
+// race the fast path's acknowledgement); a slot column filled by a function
+// reading a "current slot" row (writers would depend on a row the rotation
+// updates, and the slot would not follow from the seq); DELETE of acks by
+// range (dead tuples again).
+//
+// Later work fits this layout: a dead-letter table outbox_dead (copy the
+// poison event there, then record its seq in outbox_acks in the same
+// transaction, so the watermark passes it); a fleet-wide "this order has a
+// deferred event" mark (a small table of order ids written by the publisher
+// and read by the gate; cleared when the watermark passes the event's seq);
+// trace context per event (two nullable text columns in outbox_events,
+// filled by outboxSource); one row per transaction (a row would carry its
+// events as arrays and a range of seqs; acks stay per seq).
 package store

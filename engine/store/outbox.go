@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,74 +12,106 @@ import (
 	"github.com/orderflow/orderflow/engine/order"
 )
 
-const deleteEventsSQL = `DELETE FROM outbox o USING unnest($1::text[], $2::int[]) AS k(id, v)
-WHERE o.order_id = k.id AND o.version = k.v`
+// ackEventsSQL records acknowledged seqs: one outbox_acks row per slot and
+// per 200 seqs (small enough to stay inline, uncompressed), in the slot the
+// seqs' events live in, so that truncating a slot frees its acks too.
+const ackEventsSQL = `INSERT INTO outbox_acks (slot, min_seq, max_seq, seqs)
+SELECT (a.s / r.gen_rows) % r.slots, min(a.s), max(a.s), array_agg(a.s ORDER BY a.s)
+FROM unnest($1::int8[]) WITH ORDINALITY AS a(s, i), outbox_ring r
+GROUP BY 1, (a.i - 1) / 200`
 
-// DeleteEvents deletes the outbox rows with the given keys (events the broker
-// acknowledged) in one statement; keys with no row are ignored. Safe for
-// concurrent use; the keys' strings are not retained.
-func (s *Store) DeleteEvents(ctx context.Context, keys []order.EventKey) error {
-	if len(keys) == 0 {
+// AckEvents records that the broker acknowledged the events with these seqs
+// (one INSERT; no row is updated or deleted). Seqs already acknowledged, or
+// of events gone with their slot, are harmless. Safe for concurrent use.
+func (s *Store) AckEvents(ctx context.Context, seqs []int64) error {
+	if len(seqs) == 0 {
 		return nil
 	}
-	ids, versions := eventKeyArgs(keys)
-	if _, err := s.pool.Exec(ctx, deleteEventsSQL, ids, versions); err != nil {
-		return fmt.Errorf("delete %d outbox events: %w", len(keys), err)
+	if _, err := s.pool.Exec(ctx, ackEventsSQL, seqs); err != nil {
+		return fmt.Errorf("record %d outbox acknowledgements: %w", len(seqs), err)
 	}
 	return nil
 }
 
-// eventKeyArgs splits keys into the two arrays deleteEventsSQL takes.
-func eventKeyArgs(keys []order.EventKey) (ids []string, versions []int32) {
-	ids = make([]string, len(keys))
-	versions = make([]int32, len(keys))
-	for i, k := range keys {
-		ids[i], versions[i] = k.OrderID, k.Version
-	}
-	return ids, versions
-}
-
-// sweepLockKey is the advisory lock that serialises sweeps ("orderflow
-// outbox sweep" in ASCII, truncated to 64 bits).
+// sweepLockKey is the advisory lock that serialises sweeps and slot
+// truncations ("orderflow outbox sweep" in ASCII, truncated to 64 bits).
 const sweepLockKey int64 = 0x6f75_7462_6f78_7377
 
-const sweepEventsSQL = `SELECT order_id, version, ce_type, ce_time, payload FROM outbox
-WHERE enqueued_at < now() - $1::bigint * interval '1 microsecond'
-ORDER BY order_id, version
-LIMIT $2
-FOR UPDATE SKIP LOCKED`
+// ringStateSQL reads the relay's progress and whether every writer
+// transaction that could hold a seq up to pend_seq has ended (each holds a
+// lock on outbox_seq from its nextval until it ends; see settle).
+const ringStateSQL = `SELECT low_seq, settled_seq, settled_at, pend_seq, pend_at, now(),
+  NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'virtualxid' AND l.virtualxid = ANY (r.pend_vxids))
+FROM outbox_ring r`
 
-// SweepEvents hands the outbox rows enqueued more than olderThan ago (at most
-// limit of them, in order id and version order) to fn, in one transaction
-// that locks them (FOR UPDATE SKIP LOCKED: concurrent sweeps never receive
-// the same row). If fn returns nil, exactly those rows are deleted and the
-// transaction commits; otherwise it rolls back, the rows stay, and fn's
-// error is returned. fn is not called when no row qualifies. It returns the
-// number of rows fn published (0 on error). Only one sweep runs at a time
-// across all instances (a transaction-level advisory lock): a sweep that
-// finds another one running returns 0 at once without calling fn, so each
-// order's rows are published in version order. That case returns an error
-// whose SweepBusy method reports true, so that it is not taken for an empty
-// outbox.
+// seqHeadSQL reads the last seq handed out, and when.
+const seqHeadSQL = `SELECT CASE WHEN is_called THEN last_value ELSE 0 END, clock_timestamp() FROM outbox_seq`
+
+// seqHoldersSQL lists the transactions (other than this one) holding a lock
+// on outbox_seq in this database: the writers that may still commit a seq
+// taken so far.
+const seqHoldersSQL = `SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}')
+FROM pg_locks l
+WHERE l.locktype = 'relation' AND l.relation = 'outbox_seq'::regclass
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.pid IS DISTINCT FROM pg_backend_pid()`
+
+// sweepEventsSQL returns the unacknowledged events with seq in [$1, $2] in
+// seq order, with whether each is older than $3 µs. The acknowledgements are
+// read for that range only, so the cost follows the range, not history.
+const sweepEventsSQL = `WITH acked AS MATERIALIZED (
+  SELECT s FROM outbox_acks a, unnest(a.seqs) s
+  WHERE a.max_seq >= $1 AND a.min_seq <= $2 AND s BETWEEN $1 AND $2)
+SELECT e.seq, e.order_id, e.version, e.ce_type, e.ce_time, e.payload,
+  e.enqueued_at < now() - $3::bigint * interval '1 microsecond'
+FROM outbox_events e
+WHERE e.seq BETWEEN $1 AND $2 AND NOT EXISTS (SELECT 1 FROM acked k WHERE k.s = e.seq)
+ORDER BY e.seq
+LIMIT $4`
+
+// SweepEvents hands the oldest unpublished events to fn, in seq order
+// (which is version order within each order), in one transaction: at most
+// limit of them, and only a prefix of events enqueued more than olderThan
+// ago: it stops at the first younger one, which the fast path may still be
+// publishing. If fn returns nil, the events are recorded as acknowledged
+// and the ring's low watermark moves past them; otherwise the transaction
+// rolls back and fn's error is returned. fn is not called when nothing
+// qualifies.
+//
+// It returns the number of events fn published (0 when fn failed) and,
+// when the sweep reached the end of what it may publish, a time before
+// which every committed event is published or acknowledged ("caught up
+// before"); the zero time when the page was full and another sweep should
+// follow at once.
+//
+// Only one sweep runs at a time across all instances (a transaction-level
+// advisory lock), so each order's events are published in version order; a
+// sweep that finds another one running returns at once, without calling fn,
+// with an error whose SweepBusy method reports true (not to be taken for a
+// caught-up outbox).
+//
+// A sweep only considers seqs that are settled: every writer transaction
+// that took a seq up to there has ended. It learns that by noting, one pass,
+// the last seq handed out and the transactions holding a lock on the
+// sequence, and checking, at a later pass, that they are gone. A seq taken
+// by a transaction still running is never skipped, and unrelated long
+// transactions never hold the sweep back.
 //
 // The events' strings and payloads are valid only during fn. fn runs while
-// the rows are locked and a connection is held: keep it bounded (ctx). Safe
-// for concurrent use.
-func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit int, fn func(events []order.Event) error) (int, error) {
-	if limit <= 0 {
-		return 0, nil
-	}
+// a connection is held: keep it bounded (ctx). Safe for concurrent use.
+func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit int, fn func(events []order.Event) error) (int, time.Time, error) {
 	var (
-		arena  bytesutil.Arena
-		events []order.Event
-		fnErr  error
-		busy   bool
+		published int
+		before    time.Time
+		arena     bytesutil.Arena
+		fnErr     error
+		busy      bool
 	)
+	if limit <= 0 {
+		return 0, time.Time{}, nil
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// One sweep at a time across the fleet: with row locks alone, two
-		// sweeps could split one order's rows at a page boundary and publish
-		// its v3 before its v1. The transaction-level lock is released at
-		// COMMIT/ROLLBACK, also when the connection dies.
+		published, before = 0, time.Time{}
 		var mine bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&mine); err != nil {
 			return err
@@ -87,60 +120,142 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 			busy = true // another sweep holds the lock; try again next interval
 			return nil
 		}
-		rows, err := tx.Query(ctx, sweepEventsSQL, olderThan.Microseconds(), limit)
+		low, high, settledAt, now, err := settle(ctx, tx)
 		if err != nil {
 			return err
 		}
-		var (
-			ev      order.Event
-			payload []byte
-		)
-		for rows.Next() {
-			if err := rows.Scan(nil, &ev.Version, nil, &ev.Time, nil); err != nil {
-				rows.Close()
+		events, next, done, err := readSweepPage(ctx, tx, &arena, low, high, olderThan, limit)
+		if err != nil {
+			return err
+		}
+		if len(events) > 0 {
+			if fnErr = fn(events); fnErr != nil {
+				return fnErr
+			}
+			seqs := make([]int64, len(events))
+			for i, e := range events {
+				seqs[i] = e.Seq
+			}
+			if _, err := tx.Exec(ctx, ackEventsSQL, seqs); err != nil {
 				return err
 			}
-			raw := rows.RawValues()
-			ev.OrderID = arena.CopyString(raw[0])
-			ev.Type = arena.CopyString(raw[2])
-			payload = arena.Copy(raw[4])
-			ev.Payload = payload
-			events = append(events, ev)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+		if next > low {
+			if _, err := tx.Exec(ctx, `UPDATE outbox_ring SET low_seq = $1`, next); err != nil {
+				return err
+			}
 		}
-		if len(events) == 0 {
-			return nil
-		}
-		if fnErr = fn(events); fnErr != nil {
-			return fnErr
-		}
-		keys := make([]order.EventKey, len(events))
-		for i, e := range events {
-			keys[i] = order.EventKey{OrderID: e.OrderID, Version: e.Version}
-		}
-		ids, versions := eventKeyArgs(keys)
-		tag, err := tx.Exec(ctx, deleteEventsSQL, ids, versions)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() != int64(len(events)) {
-			return fmt.Errorf("%w: deleted %d of %d locked outbox rows", errBug, tag.RowsAffected(), len(events))
+		published = len(events)
+		if done {
+			before = now.Add(-olderThan)
+			if settledAt.Before(before) {
+				before = settledAt
+			}
 		}
 		return nil
 	})
 	if fnErr != nil {
-		return 0, fnErr
+		return 0, time.Time{}, fnErr
 	}
 	if err != nil {
-		return 0, fmt.Errorf("sweep outbox: %w", err)
+		return 0, time.Time{}, fmt.Errorf("sweep outbox: %w", err)
 	}
 	if busy {
-		return 0, errSweepBusy
+		return 0, time.Time{}, errSweepBusy
 	}
-	return len(events), nil
+	return published, before, nil
+}
+
+// settle advances the ring's settled horizon if the writers it waited for
+// have ended, and notes the next candidate. It returns the range of seqs a
+// sweep may consider, [low, high], the time before which every committed
+// event has a seq ≤ high, and the database's now(). Call it under the sweep
+// lock.
+func settle(ctx context.Context, tx pgx.Tx) (low, high int64, settledAt, now time.Time, err error) {
+	var (
+		pendSeq int64
+		pendAt  time.Time
+		ended   bool
+	)
+	if err = tx.QueryRow(ctx, ringStateSQL).Scan(&low, &high, &settledAt, &pendSeq, &pendAt, &now, &ended); err != nil {
+		return 0, 0, time.Time{}, time.Time{}, fmt.Errorf("read outbox ring: %w", err)
+	}
+	if !ended {
+		return low, high, settledAt, now, nil
+	}
+	high, settledAt = pendSeq, pendAt
+	// The head first, then its holders: a writer that took a seq up to the
+	// head took its lock on the sequence before, so it is either listed or
+	// already ended.
+	var head int64
+	var headAt time.Time
+	if err = tx.QueryRow(ctx, seqHeadSQL).Scan(&head, &headAt); err != nil {
+		return 0, 0, time.Time{}, time.Time{}, fmt.Errorf("read outbox seq: %w", err)
+	}
+	var holders []string
+	if err = tx.QueryRow(ctx, seqHoldersSQL).Scan(&holders); err != nil {
+		return 0, 0, time.Time{}, time.Time{}, fmt.Errorf("list outbox writers: %w", err)
+	}
+	if len(holders) == 0 {
+		// No writer is between its nextval and its end: the head is settled
+		// already (an idle or lightly loaded outbox needs no second pass).
+		high, settledAt = head, headAt
+	}
+	if _, err = tx.Exec(ctx, `UPDATE outbox_ring SET settled_seq = $1, settled_at = $2, pend_seq = $3, pend_at = $4, pend_vxids = $5`,
+		high, settledAt, head, headAt, holders); err != nil {
+		return 0, 0, time.Time{}, time.Time{}, fmt.Errorf("update outbox ring: %w", err)
+	}
+	return low, high, settledAt, now, nil
+}
+
+// readSweepPage reads the page of a sweep over [low, high]: the events to
+// publish (copied into arena), the new low watermark, and whether the sweep
+// reached the end (a younger event, or the end of the range).
+func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, high int64, olderThan time.Duration, limit int) (events []order.Event, next int64, done bool, err error) {
+	next = low
+	if high < low {
+		return nil, next, true, nil
+	}
+	rows, err := tx.Query(ctx, sweepEventsSQL, low, high, olderThan.Microseconds(), limit)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	defer rows.Close()
+	var (
+		ev   order.Event
+		old  bool
+		read int
+		cut  bool
+	)
+	for rows.Next() {
+		read++
+		if err := rows.Scan(&ev.Seq, nil, &ev.Version, nil, &ev.Time, nil, &old); err != nil {
+			return nil, 0, false, err
+		}
+		if !old {
+			// The fast path may still be on it: stop here, and come back
+			// to it once it is older (or acknowledged).
+			next, cut = ev.Seq, true
+			break
+		}
+		raw := rows.RawValues()
+		ev.OrderID = arena.CopyString(raw[1])
+		ev.Type = arena.CopyString(raw[3])
+		ev.Payload = arena.Copy(raw[5])
+		events = append(events, ev)
+		next = ev.Seq + 1
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, false, err
+	}
+	switch {
+	case cut:
+		return events, next, true, nil
+	case read < limit:
+		return events, high + 1, true, nil
+	}
+	return events, next, false, nil
 }
 
 // errSweepBusy is SweepEvents' answer when another sweep holds the lock: it
@@ -155,13 +270,116 @@ type sweepBusyError struct{}
 func (sweepBusyError) Error() string   { return "another outbox sweep is running" }
 func (sweepBusyError) SweepBusy() bool { return true }
 
-// OutboxBacklog returns the number of rows in the outbox (an exact
-// count(*): a scan of the outbox, cheap while the relay keeps up; call it
-// from the sweeper, not per request). Safe for concurrent use.
-func (s *Store) OutboxBacklog(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM outbox").Scan(&n); err != nil {
-		return 0, fmt.Errorf("count outbox: %w", err)
+// outboxStatsSQL counts the unacknowledged events at or above the low
+// watermark and the age of the oldest. It reads only that tail of the ring
+// (the unpublished events and those of the last sweep intervals), never
+// history: published slots are truncated, not deleted from.
+const outboxStatsSQL = `WITH r AS (SELECT low_seq FROM outbox_ring),
+acked AS MATERIALIZED (
+  SELECT s FROM outbox_acks a, unnest(a.seqs) s WHERE a.max_seq >= (SELECT low_seq FROM r) AND s >= (SELECT low_seq FROM r))
+SELECT count(*), coalesce(extract(epoch FROM now() - min(e.enqueued_at))::float8, 0)
+FROM outbox_events e
+WHERE e.seq >= (SELECT low_seq FROM r) AND NOT EXISTS (SELECT 1 FROM acked k WHERE k.s = e.seq)`
+
+// OutboxStats returns the number of committed events not yet acknowledged
+// by the broker and the age of the oldest of them (PostgreSQL's clock; 0
+// when there is none). Its cost follows the unpublished tail of the ring,
+// not the table's history. Safe for concurrent use.
+func (s *Store) OutboxStats(ctx context.Context) (backlog int64, oldestAge time.Duration, err error) {
+	var age float64
+	if err := s.pool.QueryRow(ctx, outboxStatsSQL).Scan(&backlog, &age); err != nil {
+		return 0, 0, fmt.Errorf("outbox stats: %w", err)
 	}
-	return n, nil
+	return backlog, time.Duration(age * float64(time.Second)), nil
+}
+
+// ringShapeSQL reads what ReclaimOutbox needs to pick slots.
+const ringShapeSQL = `SELECT r.slots, r.gen_rows, r.low_seq,
+  CASE WHEN q.is_called THEN q.last_value ELSE 0 END
+FROM outbox_ring r, outbox_seq q`
+
+// reclaimLockTimeout bounds how long a truncation waits for a slot's
+// partitions: past it, it gives up and the next pass tries again, so that
+// nobody queues behind its lock for long.
+const reclaimLockTimeout = "200ms"
+
+// ReclaimOutbox truncates every ring slot whose events are all published
+// (each one's seq below the low watermark), with its acknowledgements, and
+// returns how many it truncated. It skips the slots being written (those of
+// the newest seq and of the low watermark) and any slot it cannot lock
+// within 200ms. Per slot, one transaction: lock its two partitions ACCESS
+// EXCLUSIVE (which waits for the writers still inserting into it and keeps
+// new ones out), check again, TRUNCATE. A writer that arrives meanwhile
+// waits for the lock and then inserts into the emptied partition; nothing it
+// wrote is lost. Runs under the sweep lock (returns 0 if a sweep holds it).
+// Safe for concurrent use.
+func (s *Store) ReclaimOutbox(ctx context.Context) (int, error) {
+	var slots int32
+	var genRows, low, head int64
+	if err := s.pool.QueryRow(ctx, ringShapeSQL).Scan(&slots, &genRows, &low, &head); err != nil {
+		return 0, fmt.Errorf("read outbox ring: %w", err)
+	}
+	truncated := 0
+	for slot := range slots {
+		if int64(slot) == (head/genRows)%int64(slots) || int64(slot) == (low/genRows)%int64(slots) {
+			continue
+		}
+		done, err := s.reclaimSlot(ctx, slot)
+		if err != nil {
+			return truncated, err
+		}
+		if done {
+			truncated++
+		}
+	}
+	return truncated, nil
+}
+
+// reclaimSlot truncates one slot if every event in it is published.
+func (s *Store) reclaimSlot(ctx context.Context, slot int32) (bool, error) {
+	events := pgx.Identifier{fmt.Sprintf("outbox_events_%d", slot)}.Sanitize()
+	acks := pgx.Identifier{fmt.Sprintf("outbox_acks_%d", slot)}.Sanitize()
+	// Cheap look first, without locks: most slots are empty or busy.
+	var pending, hasRows bool
+	q := `SELECT coalesce((SELECT max(seq) FROM ` + events + `) >= (SELECT low_seq FROM outbox_ring), false),
+  EXISTS (SELECT 1 FROM ` + events + `) OR EXISTS (SELECT 1 FROM ` + acks + `)`
+	if err := s.pool.QueryRow(ctx, q).Scan(&pending, &hasRows); err != nil {
+		return false, fmt.Errorf("look at outbox slot %d: %w", slot, err)
+	}
+	if pending || !hasRows {
+		return false, nil
+	}
+	truncated := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var mine bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&mine); err != nil || !mine {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+reclaimLockTimeout+"'"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+events+", "+acks+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		// A fresh snapshot, taken after every writer of the slot ended.
+		if err := tx.QueryRow(ctx, q).Scan(&pending, &hasRows); err != nil {
+			return err
+		}
+		if pending {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, "TRUNCATE "+events+", "+acks); err != nil {
+			return err
+		}
+		truncated = true
+		return nil
+	})
+	if err != nil {
+		var pgErr interface{ SQLState() string }
+		if errors.As(err, &pgErr) && pgErr.SQLState() == "55P03" {
+			return false, nil // lock_timeout: busy, next pass
+		}
+		return false, fmt.Errorf("truncate outbox slot %d: %w", slot, err)
+	}
+	return truncated, nil
 }

@@ -4,57 +4,126 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/engine/order"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
-// writeN commits n orders ord_000… and returns their event keys.
-func writeN(t *testing.T, s *Store, n int) []order.EventKey {
+// writeOrders commits one order per id and returns their events' seqs, in
+// the order of ids. It reports failures with Errorf: it runs in goroutines.
+func writeOrders(t *testing.T, s *Store, ids ...string) []int64 {
 	t.Helper()
 	b := order.GetBatch()
-	var keys []order.EventKey
-	for i := range n {
-		id := fmt.Sprintf("ord_%03d", i)
+	for i, id := range ids {
 		b.Orders = append(b.Orders, testOrder(id, uint64(i)))
-		keys = append(keys, order.EventKey{OrderID: id, Version: 1})
 	}
 	s.WriteOrders(context.Background(), []*order.Batch{b})
-	for _, o := range b.Orders {
-		if o.Result.Outcome != order.OutcomeCreated {
-			t.Fatalf("write %s: %v %v", o.ID, o.Result.Outcome, o.Result.Err)
+	seqs := make([]int64, len(ids))
+	for i, o := range b.Orders {
+		if o.Result.Outcome != order.OutcomeCreated || o.Result.EventSeq == 0 {
+			t.Errorf("write %s: %v seq %d %v", o.ID, o.Result.Outcome, o.Result.EventSeq, o.Result.Err)
 		}
+		seqs[i] = o.Result.EventSeq
 	}
-	return keys
+	return seqs
+}
+
+// writeN commits n orders ord_000… and returns their events' seqs.
+func writeN(t *testing.T, s *Store, n int) []int64 {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ord_%03d", i)
+	}
+	return writeOrders(t, s, ids...)
 }
 
 func backlog(t *testing.T, s *Store) int64 {
 	t.Helper()
-	n, err := s.OutboxBacklog(context.Background())
+	n, _, err := s.OutboxStats(context.Background())
 	if err != nil {
-		t.Fatalf("OutboxBacklog: %v", err)
+		t.Fatalf("OutboxStats: %v", err)
 	}
 	return n
 }
 
-func TestDeleteEvents(t *testing.T) {
-	s, _, _ := newTestStore(t)
-	keys := writeN(t, s, 5)
-	if n := backlog(t, s); n != 5 {
-		t.Fatalf("backlog = %d; want 5", n)
+// copyEvents deep-copies events (SweepEvents' are valid only during fn).
+func copyEvents(evs []order.Event) []order.Event {
+	out := make([]order.Event, len(evs))
+	for i, e := range evs {
+		e.OrderID, e.Type, e.Payload = strings.Clone(e.OrderID), strings.Clone(e.Type), slices.Clone(e.Payload)
+		out[i] = e
 	}
-	del := []order.EventKey{keys[1], keys[3], {OrderID: "ord_000", Version: 2}, {OrderID: "nope", Version: 1}}
-	if err := s.DeleteEvents(context.Background(), del); err != nil {
-		t.Fatalf("DeleteEvents: %v", err)
+	return out
+}
+
+// sweepSeqs sweeps until a sweep reaches the end and returns the seqs
+// published, in order.
+func sweepSeqs(t *testing.T, s *Store, olderThan time.Duration) []int64 {
+	t.Helper()
+	var got []int64
+	for range 100 {
+		_, before, err := s.SweepEvents(context.Background(), olderThan, 100, func(evs []order.Event) error {
+			for _, e := range evs {
+				got = append(got, e.Seq)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("SweepEvents: %v", err)
+		}
+		if !before.IsZero() {
+			return got
+		}
 	}
-	if err := s.DeleteEvents(context.Background(), nil); err != nil {
-		t.Fatalf("DeleteEvents(nil): %v", err)
+	t.Fatalf("sweep never reached the end")
+	return nil
+}
+
+func TestAckEventsAndStats(t *testing.T) {
+	s, url, _ := newTestStore(t)
+	ctx := context.Background()
+	seqs := writeN(t, s, 5)
+	if !slices.IsSorted(seqs) || len(slices.Compact(slices.Clone(seqs))) != 5 {
+		t.Fatalf("seqs of one batch = %v; want 5 increasing", seqs)
+	}
+	n, age, err := s.OutboxStats(ctx)
+	if err != nil || n != 5 || age < 0 || age > time.Minute {
+		t.Fatalf("OutboxStats = %d, %v, %v; want 5 and a small age", n, age, err)
+	}
+	if err := s.AckEvents(ctx, []int64{seqs[1], seqs[3], 1 << 40}); err != nil {
+		t.Fatalf("AckEvents: %v", err)
+	}
+	if err := s.AckEvents(ctx, nil); err != nil {
+		t.Fatalf("AckEvents(nil): %v", err)
 	}
 	if n := backlog(t, s); n != 3 {
-		t.Fatalf("backlog after deleting 2 = %d; want 3", n)
+		t.Fatalf("backlog after acknowledging 2 = %d; want 3", n)
+	}
+	if n := pgtest.Int64(t, url, `SELECT count(*) FROM outbox`); n != 3 {
+		t.Fatalf("outbox view rows = %d; want 3", n)
+	}
+	// Acknowledged events are never handed to a sweep; the rest are, in seq order.
+	if got, want := sweepSeqs(t, s, 0), []int64{seqs[0], seqs[2], seqs[4]}; !slices.Equal(got, want) {
+		t.Fatalf("swept %v; want %v (the unacknowledged ones)", got, want)
+	}
+	if n, age, err := s.OutboxStats(ctx); n != 0 || age != 0 || err != nil {
+		t.Fatalf("OutboxStats after the sweep = %d, %v, %v; want 0, 0", n, age, err)
+	}
+	if got := sweepSeqs(t, s, 0); len(got) != 0 {
+		t.Fatalf("second sweep republished %v", got)
+	}
+	// No event row was deleted: acknowledgement is an insert.
+	if n := pgtest.Int64(t, url, `SELECT count(*) FROM outbox_events`); n != 5 {
+		t.Fatalf("outbox_events rows = %d; want 5 (nothing deleted)", n)
 	}
 }
 
@@ -63,18 +132,18 @@ func TestSweepEvents(t *testing.T) {
 	ctx := context.Background()
 	writeN(t, s, 3)
 
-	// Rows younger than the threshold are left alone.
-	n, err := s.SweepEvents(ctx, time.Hour, 10, func([]order.Event) error {
-		t.Fatalf("fn called for rows younger than the threshold")
+	// Events younger than the threshold are left alone.
+	n, before, err := s.SweepEvents(ctx, time.Hour, 10, func([]order.Event) error {
+		t.Fatalf("fn called for events younger than the threshold")
 		return nil
 	})
-	if err != nil || n != 0 {
-		t.Fatalf("SweepEvents(1h) = %d, %v; want 0, nil", n, err)
+	if err != nil || n != 0 || before.IsZero() {
+		t.Fatalf("SweepEvents(1h) = %d, %v, %v; want 0, a time, nil", n, before, err)
 	}
 
-	// fn's error keeps the rows.
+	// fn's error keeps the events.
 	boom := errors.New("broker away")
-	n, err = s.SweepEvents(ctx, 0, 10, func(evs []order.Event) error { return boom })
+	n, _, err = s.SweepEvents(ctx, 0, 10, func(evs []order.Event) error { return boom })
 	if !errors.Is(err, boom) || n != 0 {
 		t.Fatalf("SweepEvents with failing fn = %d, %v; want 0, %v", n, err, boom)
 	}
@@ -82,23 +151,21 @@ func TestSweepEvents(t *testing.T) {
 		t.Fatalf("backlog after a failed sweep = %d; want 3", n)
 	}
 
-	// Old enough: published in key order, then deleted.
+	// Old enough: published in order, then recorded as acknowledged. The
+	// sweep stops at the first younger event (ord_002).
 	pgtest.Exec(t, url, "UPDATE outbox SET enqueued_at = now() - interval '1 minute' WHERE order_id <> 'ord_002'")
 	var got []order.Event
-	n, err = s.SweepEvents(ctx, 30*time.Second, 10, func(evs []order.Event) error {
-		for _, e := range evs {
-			e.OrderID, e.Type, e.Payload = string([]byte(e.OrderID)), string([]byte(e.Type)), slices.Clone(e.Payload)
-			got = append(got, e)
-		}
+	n, before, err = s.SweepEvents(ctx, 30*time.Second, 10, func(evs []order.Event) error {
+		got = append(got, copyEvents(evs)...)
 		return nil
 	})
-	if err != nil || n != 2 {
-		t.Fatalf("SweepEvents(30s) = %d, %v; want 2, nil", n, err)
+	if err != nil || n != 2 || before.IsZero() {
+		t.Fatalf("SweepEvents(30s) = %d, %v, %v; want 2, a time, nil", n, before, err)
 	}
 	for i, e := range got {
 		id := fmt.Sprintf("ord_%03d", i)
 		if e.OrderID != id || e.Version != 1 || e.Type != order.EventCreated || !e.Time.Equal(testReceived) ||
-			string(e.Payload) != fmt.Sprintf(`{"order":{"id":%q}}`, id) {
+			string(e.Payload) != fmt.Sprintf(`{"order":{"id":%q}}`, id) || e.Seq == 0 {
 			t.Fatalf("event %d = %+v (payload %s); want %s v1 %s at %v", i, e, e.Payload, id, order.EventCreated, testReceived)
 		}
 	}
@@ -111,12 +178,11 @@ func TestSweepEventsOneAtATime(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	ctx := context.Background()
 	writeN(t, s, 10)
-	time.Sleep(5 * time.Millisecond) // enqueued_at < now() - 0 needs a later now()
 
 	ids := func(evs []order.Event) []string {
 		var out []string
 		for _, e := range evs {
-			out = append(out, string([]byte(e.OrderID)))
+			out = append(out, strings.Clone(e.OrderID))
 		}
 		return out
 	}
@@ -125,7 +191,7 @@ func TestSweepEventsOneAtATime(t *testing.T) {
 	secondDone := make(chan error, 1)
 	go func() {
 		<-locked
-		_, err := s.SweepEvents(ctx, 0, 6, func(evs []order.Event) error {
+		_, _, err := s.SweepEvents(ctx, 0, 6, func(evs []order.Event) error {
 			second = ids(evs)
 			return nil
 		})
@@ -137,34 +203,440 @@ func TestSweepEventsOneAtATime(t *testing.T) {
 		}
 		secondDone <- nil
 	}()
-	n1, err := s.SweepEvents(ctx, 0, 6, func(evs []order.Event) error {
+	n1, before, err := s.SweepEvents(ctx, 0, 6, func(evs []order.Event) error {
 		first = ids(evs)
 		close(locked)
-		// Hold the row locks until the concurrent sweep has finished.
+		// Hold the sweep until the concurrent one has finished.
 		return <-secondDone
 	})
 	if err != nil {
 		t.Fatalf("first sweep: %v", err)
 	}
 	// One sweep at a time (advisory lock): the concurrent one gets nothing.
-	if n1 != 6 || len(first) != 6 || len(second) != 0 {
-		t.Fatalf("sweeps got %v and %v; want 6 and none for the concurrent sweep", first, second)
-	}
-	for _, id := range second {
-		if slices.Contains(first, id) {
-			t.Fatalf("row %s handed to both sweeps: %v / %v", id, first, second)
-		}
+	if n1 != 6 || len(first) != 6 || len(second) != 0 || !before.IsZero() {
+		t.Fatalf("sweeps got %v and %v (first caught up before %v); want 6, a full page, and none for the concurrent sweep", first, second, before)
 	}
 	if n := backlog(t, s); n != 4 {
-		t.Fatalf("backlog = %d; want the 4 rows left for the next sweep", n)
+		t.Fatalf("backlog = %d; want the 4 events left for the next sweep", n)
 	}
-	n2, err := s.SweepEvents(ctx, 0, 6, func(evs []order.Event) error { second = ids(evs); return nil })
+	n2, _, err := s.SweepEvents(ctx, 0, 6, func(evs []order.Event) error { second = ids(evs); return nil })
 	if err != nil || n2 != 4 {
 		t.Fatalf("next sweep = %d, %v; want 4", n2, err)
 	}
 	for _, id := range second {
 		if slices.Contains(first, id) {
-			t.Fatalf("row %s handed to both sweeps: %v / %v", id, first, second)
+			t.Fatalf("event %s handed to both sweeps: %v / %v", id, first, second)
 		}
+	}
+}
+
+// A writer that took its seq but has not committed yet holds the sweep back
+// at that seq: a later event that committed first is not published before
+// it, and the watermark never skips it.
+func TestSweepWaitsForOpenWriter(t *testing.T) {
+	s, url, _ := newTestStore(t)
+	ctx := context.Background()
+	a := writeN(t, s, 1)[0]
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b int64
+	if err := tx.QueryRow(ctx, `SELECT nextval('outbox_seq')`).Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	c := writeOrders(t, s, "ord_late")[0]
+	if !(a < b && b < c) {
+		t.Fatalf("seqs %d, %d, %d; want increasing", a, b, c)
+	}
+	// Seqs up to the head are settled only once every writer that held the
+	// sequence then has ended: nothing is published past an open writer.
+	for i := range 3 {
+		if got := sweepSeqs(t, s, 0); len(got) != 0 {
+			t.Fatalf("sweep %d with seq %d still open published %v; want nothing yet", i, b, got)
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox_events (seq, slot, order_id, version, ce_type, ce_time, payload)
+SELECT $1, ($1 / gen_rows) % slots, 'ord_open', 1, 'order.created', now(), '\x7b7d' FROM outbox_ring`, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := sweepSeqs(t, s, 0); !slices.Equal(got, []int64{a, b, c}) {
+		t.Fatalf("after the open writer committed, swept %v; want [%d %d %d]", got, a, b, c)
+	}
+}
+
+// setGenRows makes ring generations small, so that tests rotate through
+// every slot with a few hundred events.
+func setGenRows(t *testing.T, url string, n int) {
+	t.Helper()
+	pgtest.Exec(t, url, `UPDATE outbox_ring SET gen_rows = $1`, n)
+}
+
+// outboxBytes is the storage of every outbox partition, indexes and TOAST
+// included.
+func outboxBytes(t *testing.T, url string) int64 {
+	t.Helper()
+	return pgtest.Int64(t, url, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c
+WHERE c.relkind = 'r' AND (c.relname LIKE 'outbox_events_%' OR c.relname LIKE 'outbox_acks_%')`)
+}
+
+// Acknowledged events are truncated with their slot, so the outbox's size
+// stays bounded however many events pass through it, without vacuum.
+func TestOutboxSizeBoundedOverRotations(t *testing.T) {
+	s, url, _ := newTestStore(t)
+	ctx := context.Background()
+	const gen, slots, batch = 40, 8, 50
+	setGenRows(t, url, gen)
+	var ring, peak int64
+	rounds := 5 * gen * slots / batch // five times the ring's worth of events
+	for r := range rounds {
+		ids := make([]string, batch)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("ord_r%03d_%02d", r, i)
+		}
+		seqs := writeOrders(t, s, ids...)
+		if err := s.AckEvents(ctx, seqs); err != nil {
+			t.Fatal(err)
+		}
+		if got := sweepSeqs(t, s, time.Hour); len(got) != 0 {
+			t.Fatalf("round %d: swept acknowledged events %v", r, got)
+		}
+		if _, err := s.ReclaimOutbox(ctx); err != nil {
+			t.Fatalf("ReclaimOutbox: %v", err)
+		}
+		size := outboxBytes(t, url)
+		if r == gen*slots/batch {
+			ring = peak // the peak over the first pass round the ring
+		}
+		peak = max(peak, size)
+	}
+	final := outboxBytes(t, url)
+	rows := pgtest.Int64(t, url, `SELECT count(*) FROM outbox_events`)
+	t.Logf("after %d events: %d event rows, %d bytes (peak %d, peak over the first ring %d)", rounds*batch, rows, final, peak, ring)
+	if rows > 3*gen+batch {
+		t.Errorf("%d event rows kept after %d events; want at most %d (the slots being written)", rows, rounds*batch, 3*gen+batch)
+	}
+	if peak > ring+64<<10 {
+		t.Errorf("outbox storage peaked at %d bytes; want at most the first ring's %d + 64 KiB", peak, ring)
+	}
+	if n := backlog(t, s); n != 0 {
+		t.Errorf("backlog = %d; want 0", n)
+	}
+}
+
+// A writer whose slot is being truncated waits for the truncation and then
+// commits into the emptied partition; when the wait outlives its
+// transaction timeout, the error comes before COMMIT and the retry
+// succeeds. Either way the order and its event are stored once.
+func TestWriterMeetsTruncation(t *testing.T) {
+	s, url, m := newTestStore(t)
+	ctx := context.Background()
+	setGenRows(t, url, 1_000_000) // every seq of this test in slot 0
+	s.cfg.TxTimeout = 400 * time.Millisecond
+	s.cfg.MaxRetries = 10
+	writeN(t, s, 1)
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE outbox_events_0, outbox_acks_0 IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `TRUNCATE outbox_events_0, outbox_acks_0`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []int64, 1)
+	go func() { done <- writeOrders(t, s, "ord_blocked") }()
+	time.Sleep(time.Second)
+	select {
+	case <-done:
+		t.Fatalf("the write committed while its slot was locked for truncation")
+	default:
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	select {
+	case seqs := <-done:
+		seq = seqs[0]
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the write did not finish after the truncation")
+	}
+	if n := pgtest.Int64(t, url, `SELECT count(*) FROM orders WHERE id = 'ord_blocked'`); n != 1 {
+		t.Fatalf("ord_blocked rows = %d; want 1", n)
+	}
+	if n := pgtest.Int64(t, url, `SELECT count(*) FROM outbox_events WHERE order_id = 'ord_blocked' AND seq = $1`, seq); n != 1 {
+		t.Fatalf("ord_blocked events = %d; want 1", n)
+	}
+	if got := counterValue(t, m.DBRetries.WithLabelValues("orders")); got == 0 {
+		t.Errorf("no retry recorded; want the wait to outlive the 400ms transaction timeout")
+	}
+	if got := sweepSeqs(t, s, 0); !slices.Contains(got, seq) {
+		t.Errorf("swept %v; want the blocked order's event %d among them", got, seq)
+	}
+}
+
+// Writers, a fast path acknowledging half of what they commit, and a
+// sweeper that truncates slots run at once over a ring of tiny generations:
+// every committed event is published exactly once (acknowledged or swept),
+// none acknowledged is swept, and each order's events are swept in version
+// order.
+func TestRotationUnderConcurrentWrites(t *testing.T) {
+	s, url, _ := newTestStore(t)
+	ctx := context.Background()
+	setGenRows(t, url, 16)
+	const grace = 3 * time.Second
+	var (
+		mu        sync.Mutex
+		committed = map[int64]string{} // seq → ce_id
+		acked     = map[int64]bool{}
+		swept     = map[int64]int{}
+		sweptSeq  []order.Event
+	)
+	record := func(ids []string, seqs []int64, version int32) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, seq := range seqs {
+			if _, dup := committed[seq]; dup {
+				t.Errorf("seq %d given twice", seq)
+			}
+			committed[seq] = fmt.Sprintf("%s/%d", ids[i], version)
+		}
+	}
+	ack := func(seqs []int64) {
+		var half []int64
+		for _, seq := range seqs {
+			if rand.IntN(2) == 0 {
+				half = append(half, seq)
+			}
+		}
+		if err := s.AckEvents(ctx, half); err != nil {
+			t.Errorf("AckEvents: %v", err)
+			return
+		}
+		mu.Lock()
+		for _, seq := range half {
+			acked[seq] = true
+		}
+		mu.Unlock()
+	}
+	var writers sync.WaitGroup
+	for w := range 3 {
+		writers.Go(func() {
+			for r := range 30 {
+				ids := make([]string, 5)
+				for i := range ids {
+					ids[i] = fmt.Sprintf("ord_w%d_%02d_%d", w, r, i)
+				}
+				seqs := writeOrders(t, s, ids...)
+				record(ids, seqs, 1)
+				ack(seqs)
+				if w == 0 {
+					// A status change for each: a second version, in its own transaction.
+					b := order.GetUpdateBatch()
+					for _, id := range ids {
+						b.Updates = append(b.Updates, order.Update{OrderID: id, Status: order.StatusPaid, ReceivedAt: testReceived})
+					}
+					s.WriteStatus(ctx, []*order.UpdateBatch{b})
+					var upSeqs []int64
+					for _, u := range b.Updates {
+						if u.Outcome != order.UpdateApplied {
+							t.Errorf("status of %s: %v %v", u.OrderID, u.Outcome, u.Err)
+						}
+						upSeqs = append(upSeqs, u.EventSeq)
+					}
+					record(ids, upSeqs, 2)
+					ack(upSeqs)
+				}
+			}
+		})
+	}
+	stop := make(chan struct{})
+	truncated := 0
+	var sweeper sync.WaitGroup
+	sweep := func() (bool, error) {
+		_, before, err := s.SweepEvents(ctx, grace, 40, func(evs []order.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range copyEvents(evs) {
+				swept[e.Seq]++
+				sweptSeq = append(sweptSeq, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+		n, err := s.ReclaimOutbox(ctx)
+		truncated += n
+		return !before.IsZero(), err
+	}
+	sweeper.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if _, err := sweep(); err != nil {
+				t.Errorf("sweep: %v", err)
+				return
+			}
+		}
+	})
+	writers.Wait()
+	close(stop)
+	sweeper.Wait()
+	deadline := time.Now().Add(60 * time.Second)
+	for backlog(t, s) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("backlog %d left after 60s of sweeping", backlog(t, s))
+		}
+		if _, err := sweep(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for range 3 { // let the watermark pass the end, then truncate what it can
+		if _, err := sweep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for seq, id := range committed {
+		switch {
+		case acked[seq] && swept[seq] > 0:
+			t.Errorf("%s (seq %d) acknowledged and swept too", id, seq)
+		case !acked[seq] && swept[seq] != 1:
+			t.Errorf("%s (seq %d) swept %d times; want once", id, seq, swept[seq])
+		}
+	}
+	last := map[string]int32{}
+	for _, e := range sweptSeq {
+		if e.Version <= last[e.OrderID] {
+			t.Errorf("order %s: version %d swept after %d", e.OrderID, e.Version, last[e.OrderID])
+		}
+		last[e.OrderID] = e.Version
+	}
+	if truncated == 0 {
+		t.Errorf("no slot truncated over %d events in generations of 16", len(committed))
+	}
+	t.Logf("%d events, %d acknowledged, %d swept, %d slot truncations", len(committed), len(acked), len(sweptSeq), truncated)
+}
+
+// An old-layout database with events in its outbox table: several instances
+// migrating at once move every row into the ring in (order id, version)
+// order, and concurrent sweeps then publish each exactly once, in order.
+func TestMigrateMovesOldOutbox(t *testing.T) {
+	url := pgtest.New(t)
+	ctx := context.Background()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, url, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
+	for _, m := range ms[:2] {
+		pgtest.Exec(t, url, m.sql)
+		pgtest.Exec(t, url, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.version)
+	}
+	const orders = 150
+	perm := rand.Perm(orders * 2)
+	for _, p := range perm { // inserted in scrambled order
+		id, v := fmt.Sprintf("ord_old%03d", p/2), p%2+1
+		pgtest.Exec(t, url, `INSERT INTO outbox (order_id, version, ce_type, ce_time, payload, enqueued_at)
+VALUES ($1, $2, 'order.created', now(), '\x7b7d', now() - interval '1 hour')`, id, v)
+	}
+
+	var wg sync.WaitGroup
+	stores := make([]*Store, 4)
+	errs := make([]error, len(stores))
+	for i := range stores {
+		st, err := New(ctx, Config{URL: url, MaxConns: 2}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		stores[i] = st
+		wg.Go(func() { errs[i] = st.Migrate(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Migrate %d: %v", i, err)
+		}
+	}
+	if n := pgtest.Int64(t, url, `SELECT count(*) FROM outbox_events`); n != 2*orders {
+		t.Fatalf("outbox_events rows = %d; want %d", n, 2*orders)
+	}
+	if n := pgtest.Int64(t, url, `SELECT count(*) FROM (SELECT seq, lag(seq) OVER (ORDER BY order_id, version) AS prev FROM outbox_events) x WHERE prev >= seq`); n != 0 {
+		t.Fatalf("%d events whose seq does not follow (order_id, version) order", n)
+	}
+
+	var (
+		mu  sync.Mutex
+		got = map[string]int{}
+		seq []order.Event
+	)
+	for _, st := range stores {
+		wg.Go(func() {
+			deadline := time.Now().Add(60 * time.Second)
+			for time.Now().Before(deadline) {
+				n, _, err := st.OutboxStats(ctx)
+				if err != nil {
+					t.Errorf("OutboxStats: %v", err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+				_, _, err = st.SweepEvents(ctx, time.Minute, 25, func(evs []order.Event) error {
+					mu.Lock()
+					defer mu.Unlock()
+					for _, e := range copyEvents(evs) {
+						got[fmt.Sprintf("%s/%d", e.OrderID, e.Version)]++
+						seq = append(seq, e)
+					}
+					return nil
+				})
+				var busy interface{ SweepBusy() bool }
+				if err != nil && !errors.As(err, &busy) {
+					t.Errorf("SweepEvents: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(got) != 2*orders {
+		t.Fatalf("published %d distinct events; want %d", len(got), 2*orders)
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("%s published %d times; want once", id, n)
+		}
+	}
+	last := map[string]int32{}
+	for _, e := range seq {
+		if e.Version != last[e.OrderID]+1 {
+			t.Errorf("order %s: version %d after %d", e.OrderID, e.Version, last[e.OrderID])
+		}
+		last[e.OrderID] = e.Version
 	}
 }

@@ -186,7 +186,7 @@ func (w *statusState) apply(ctx context.Context, tx pgx.Tx, step *string) error 
 	w.applied = w.applied[:0]
 	for i, u := range w.ups {
 		st := w.states[u.OrderID]
-		u.Event, u.Err = nil, nil
+		u.Event, u.EventSeq, u.Err = nil, 0, nil
 		switch {
 		case !st.found:
 			u.Outcome, u.Previous, u.Version = order.UpdateNotFound, 0, 0
@@ -227,8 +227,11 @@ func (w *statusState) apply(ctx context.Context, tx pgx.Tx, step *string) error 
 		*step = "copy outbox"
 		w.events = changedEvents(w.events[:0], w.applied)
 		w.outbox.reset(w.events)
-		if _, err = tx.CopyFrom(ctx, outboxTable, outboxColumns, &w.outbox); err != nil {
+		if err = copyOutbox(ctx, tx, &w.outbox); err != nil {
 			return err
+		}
+		for i, u := range w.applied {
+			u.EventSeq = w.events[i].Seq
 		}
 	}
 	return nil

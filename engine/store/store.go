@@ -20,8 +20,8 @@ import (
 )
 
 // Store is orderflow's PostgreSQL access: the group commit of new orders
-// (WriteOrders), reads (GetOrder, LoadProducts) and the outbox (DeleteEvents,
-// SweepEvents, OutboxBacklog). All methods are safe for concurrent use; each
+// (WriteOrders), reads (GetOrder, LoadProducts) and the outbox (AckEvents,
+// SweepEvents, OutboxStats, ReclaimOutbox). All methods are safe for concurrent use; each
 // call holds at most one pooled connection.
 type Store struct {
 	pool *pgxpool.Pool
@@ -30,6 +30,7 @@ type Store struct {
 
 	// Metric children for op="orders" and op="status", resolved once.
 	orders, status opMetrics
+	settingBad     *prometheus.GaugeVec // see CheckSettings
 }
 
 // opMetrics are one operation's store metrics.
@@ -111,11 +112,12 @@ func New(ctx context.Context, cfg Config, m *metrics.Metrics, log *slog.Logger) 
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Store{
-		pool:   pool,
-		cfg:    cfg,
-		log:    log,
-		orders: newOpMetrics(m, "orders"),
-		status: newOpMetrics(m, "status"),
+		pool:       pool,
+		cfg:        cfg,
+		log:        log,
+		orders:     newOpMetrics(m, "orders"),
+		status:     newOpMetrics(m, "status"),
+		settingBad: m.PostgresSettingBad,
 	}, nil
 }
 

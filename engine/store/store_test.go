@@ -183,10 +183,14 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 	if n := pgtest.Int64(t, url2, "SELECT count(*) FROM schema_migrations"); n != int64(len(ms)) {
 		t.Fatalf("after concurrent migrations: schema_migrations rows = %d; want %d", n, len(ms))
 	}
-	for _, table := range []string{"orders", "order_items", "outbox", "products"} {
+	for _, table := range []string{"orders", "order_items", "outbox_events", "outbox_acks", "outbox_ring", "products"} {
 		if n := pgtest.Int64(t, url2, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = $1", table); n != 1 {
 			t.Fatalf("table %s present %d times; want 1", table, n)
 		}
+	}
+	// The outbox is now the view of unpublished events.
+	if n := pgtest.Int64(t, url2, "SELECT count(*) FROM pg_views WHERE schemaname = 'public' AND viewname = 'outbox'"); n != 1 {
+		t.Fatalf("view outbox present %d times; want 1", n)
 	}
 	// The advisory lock went back with its connection: another Migrate does not wait.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -18,12 +18,10 @@ import (
 )
 
 var (
-	stageTable    = pgx.Identifier{"orderflow_stage"}
-	stageColumns  = []string{"seq", "id", "user_id", "currency", "total_cents", "created_at", "received_at", "idempotency_key", "content_hash"}
-	itemsTable    = pgx.Identifier{"order_items"}
-	itemsColumns  = []string{"order_id", "line", "sku", "qty", "price_cents"}
-	outboxTable   = pgx.Identifier{"outbox"}
-	outboxColumns = []string{"order_id", "version", "ce_type", "ce_time", "payload"}
+	stageTable   = pgx.Identifier{"orderflow_stage"}
+	stageColumns = []string{"seq", "id", "user_id", "currency", "total_cents", "created_at", "received_at", "idempotency_key", "content_hash"}
+	itemsTable   = pgx.Identifier{"order_items"}
+	itemsColumns = []string{"order_id", "line", "sku", "qty", "price_cents"}
 )
 
 // insertOrdersSQL moves the staged orders into orders. ORDER BY seq makes
@@ -181,8 +179,13 @@ func (s *Store) commitOnce(parent context.Context, w *writeState, set []*order.O
 		*step = "copy outbox"
 		w.events = createdEvents(w.events[:0], w.created)
 		w.outbox.reset(w.events)
-		_, err = tx.CopyFrom(ctx, outboxTable, outboxColumns, &w.outbox)
-		return err
+		if err = copyOutbox(ctx, tx, &w.outbox); err != nil {
+			return err
+		}
+		for i, o := range w.created {
+			o.Result.EventSeq = w.events[i].Seq
+		}
+		return nil
 	})
 }
 

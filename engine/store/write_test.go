@@ -36,8 +36,10 @@ func TestWriteOrdersCreatedThenDuplicate(t *testing.T) {
 	wantOutcomes(t, "first write", bs, created, created, created)
 	for _, b := range bs {
 		for _, o := range b.Orders {
-			want := order.Result{Outcome: created, Status: order.StatusCreated, TotalCents: o.TotalCents, Version: 1}
-			if o.Result != want {
+			// EventSeq: the order.created event's place in the outbox.
+			want := order.Result{Outcome: created, Status: order.StatusCreated, TotalCents: o.TotalCents, Version: 1, EventSeq: o.Result.EventSeq}
+			if o.Result != want || o.Result.EventSeq <= 0 ||
+				pgtest.Int64(t, url, `SELECT count(*) FROM outbox_events WHERE seq = $1 AND order_id = $2`, o.Result.EventSeq, o.ID) != 1 {
 				t.Fatalf("result of %s = %+v; want %+v", o.ID, o.Result, want)
 			}
 		}
