@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
 // TestCrashKillRestart runs the real binary under load (orders and status
@@ -26,8 +28,8 @@ import (
 // sweeper path fail: CHAOS_SERVER_FLAGS="-kafka.sweep-interval 1h" leaves the
 // rows of killed servers in the outbox ("timed out … outbox empty").
 func TestCrashKillRestart(t *testing.T) {
-	cluster := newCluster(t)
-	dbURL := newDB(t)
+	cluster := enginetest.NewBroker(t)
+	dbURL := enginetest.NewDatabase(t)
 	srv := newServerProc(t, dbURL, cluster.ListenAddrs())
 	srv.start()
 

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
@@ -30,13 +31,13 @@ import (
 // for the broker's acks (produceSweep returning nil at once, a mutation in a
 // scratch copy), round 2's events are "unpublished".
 func TestFleetSameOrdersToThreeInstances(t *testing.T) {
-	cluster := newCluster(t)
-	dbURL := newDB(t)
+	cluster := enginetest.NewBroker(t)
+	dbURL := enginetest.NewDatabase(t)
 	var bases, admins []string
 	for range 3 {
-		e := startEngine(t, engineConfig(dbURL, cluster.ListenAddrs()))
-		bases = append(bases, "http://"+e.Addr())
-		admins = append(admins, "http://"+e.AdminAddr())
+		in := enginetest.Start(t, enginetest.WithDatabase(dbURL), enginetest.WithBroker(cluster))
+		bases = append(bases, in.URL)
+		admins = append(admins, in.AdminURL)
 	}
 	hc := newHTTPClient(64)
 	n := pick(200, 1000)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -21,95 +20,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/internal/apitest"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
-
-const topic = "orders"
-
-// newCluster starts an in-process Kafka-protocol broker with the orders
-// topic on a free loopback port. It lives as long as the test, so it
-// outlives every server the test kills.
-func newCluster(t *testing.T) *kfake.Cluster {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic), kfake.Ports(0))
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
-// seedCatalog migrates the database at url and seeds the demo catalog.
-func seedCatalog(t *testing.T, url string) {
-	t.Helper()
-	cfg := engine.DefaultConfig()
-	cfg.DatabaseURL = url
-	cfg.Logger = quietLogger()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := engine.SeedDemoCatalog(ctx, cfg); err != nil {
-		t.Fatalf("seed demo catalog into %s: %v", url, err)
-	}
-}
-
-// newDB creates a database of its own on the shared server (pgtest),
-// migrated and seeded.
-func newDB(t *testing.T) string {
-	t.Helper()
-	url := pgtest.New(t)
-	seedCatalog(t, url)
-	return url
-}
-
-func quietLogger() *slog.Logger {
-	if os.Getenv("ORDERFLOW_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-// engineConfig is an in-process server on free loopback ports with the
-// short timers fault tests need.
-func engineConfig(dbURL string, brokers []string) engine.Config {
-	cfg := engine.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.AdminListen = "127.0.0.1:0"
-	cfg.DatabaseURL = dbURL
-	cfg.KafkaBrokers = brokers
-	cfg.ShutdownTimeout = 20 * time.Second
-	cfg.Logger = quietLogger()
-	cfg.Publish.MetadataMinAge = 100 * time.Millisecond
-	cfg.Publish.SweepInterval = 200 * time.Millisecond
-	cfg.Publish.DeliveryTimeout = time.Second
-	cfg.Publish.SweepGrace = 2 * time.Second
-	cfg.Catalog.RefreshInterval = time.Second
-	return cfg
-}
-
-// startEngine starts cfg and shuts it down in t.Cleanup.
-func startEngine(t *testing.T, cfg engine.Config) *engine.Engine {
-	t.Helper()
-	e, err := engine.New(cfg)
-	if err != nil {
-		t.Fatalf("engine.New: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.Start(ctx); err != nil {
-		t.Fatalf("engine.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = e.Shutdown(ctx)
-	})
-	return e
-}
 
 // freePort returns a loopback port nothing listens on right now.
 func freePort(t *testing.T) int {
@@ -580,12 +495,7 @@ FROM orders o WHERE o.id LIKE $1 || '%' GROUP BY o.id`, prefix)
 // order id under prefix, the versions in topic order.
 func readTopic(t *testing.T, brokers []string, prefix string, want map[string]struct{}, within time.Duration) map[string][]int32 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(100*time.Millisecond),
-		kgo.FetchMaxWait(200*time.Millisecond))
-	if err != nil {
-		t.Fatalf("consumer: %v", err)
-	}
+	cl := enginetest.NewConsumer(t, brokers)
 	defer cl.Close()
 	seq := map[string][]int32{}
 	deadline := time.Now().Add(within)

@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -12,21 +11,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-// kafkaSwitch makes a kfake cluster refuse every produce request (closing
-// the connection, as a dead broker would) while down is set.
-func kafkaSwitch(c *kfake.Cluster) *atomic.Bool {
-	var down atomic.Bool
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if !down.Load() {
-			return nil, nil, false // not handled: the broker answers normally
-		}
-		c.KeepControl()
-		return nil, errors.New("broker down (test)"), true
-	})
-	return &down
-}
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/enginetest"
+)
 
 // gauges samples an admin listener's outbox backlog and producer buffer
 // every 50ms until stopped.
@@ -88,16 +76,14 @@ func (g *gauges) resetMax() { g.maxBacklog.Store(g.backlog.Load()); g.maxBuffere
 // buffered-records check trips. (Not run as mutations yet; the failing
 // per-order subtest is the server's own, see above.)
 func TestKafkaFaultsBacklogDrains(t *testing.T) {
-	cluster := newCluster(t)
-	dbURL := newDB(t)
-	cfg := engineConfig(dbURL, cluster.ListenAddrs())
 	const maxBuffered = 200
-	cfg.Publish.MaxBufferedRecords = maxBuffered
-	cfg.Publish.DeliveryTimeout = 500 * time.Millisecond
-	cfg.Publish.SweepGrace = 2 * time.Second
-	cfg.Publish.SweepInterval = 100 * time.Millisecond
-	e := startEngine(t, cfg)
-	base, admin := "http://"+e.Addr(), "http://"+e.AdminAddr()
+	in := enginetest.Start(t, enginetest.WithConfig(func(c *engine.Config) {
+		c.Publish.MaxBufferedRecords = maxBuffered
+		c.Publish.DeliveryTimeout = 500 * time.Millisecond
+		c.Publish.SweepGrace = 2 * time.Second
+		c.Publish.SweepInterval = 100 * time.Millisecond
+	}))
+	cluster, dbURL, base, admin := in.Broker, in.DatabaseURL, in.URL, in.AdminURL
 
 	g := watchGauges(admin)
 	defer g.close()
@@ -146,7 +132,7 @@ func TestKafkaFaultsBacklogDrains(t *testing.T) {
 	run("produce answered NOT_ENOUGH_REPLICAS", func() {
 		fault = cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: -1})
 	}, func() { fault.Remove() })
-	down := kafkaSwitch(cluster)
+	down := enginetest.KafkaSwitch(cluster)
 	run("broker closing every produce connection", func() { down.Store(true) }, func() { down.Store(false) })
 	ld.stop()
 	stopped = true

@@ -12,20 +12,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
-// pgFaultConfig is an engine whose transactions give up quickly, so that a
+// pgFault makes an engine's transactions give up quickly, so that a
 // database that is away turns into 503s within a second or two.
-func pgFaultConfig(dbURL string, brokers []string) engine.Config {
-	cfg := engineConfig(dbURL, brokers)
+func pgFault(cfg *engine.Config) {
 	cfg.Store.TxTimeout = 2 * time.Second
 	cfg.Store.MaxRetries = 3
 	cfg.Store.RetryBackoff = 20 * time.Millisecond
 	cfg.Pipeline.WriteTimeout = 6 * time.Second
 	cfg.StatusPipeline.WriteTimeout = 6 * time.Second
 	cfg.Ingest.AckTimeout = 10 * time.Second
-	return cfg
 }
 
 // TestPostgresFaultsUnderLoad runs an engine on a private PostgreSQL under
@@ -48,10 +47,8 @@ func pgFaultConfig(dbURL string, brokers []string) engine.Config {
 // found for item 2.
 func TestPostgresFaultsUnderLoad(t *testing.T) {
 	pg := startPrivatePG(t)
-	seedCatalog(t, pg.URL)
-	cluster := newCluster(t)
-	e := startEngine(t, pgFaultConfig(pg.URL, cluster.ListenAddrs()))
-	base, admin := "http://"+e.Addr(), "http://"+e.AdminAddr()
+	in := enginetest.Start(t, enginetest.WithDatabase(pg.URL), enginetest.WithCatalog(engine.DemoProducts), enginetest.WithConfig(pgFault))
+	cluster, base, admin := in.Broker, in.URL, in.AdminURL
 	hc := newHTTPClient(4)
 	hc.Timeout = 20 * time.Second
 
@@ -257,16 +254,15 @@ func TestAmbiguousCommit(t *testing.T) {
 // pgProxy, on a database of its own.
 func ambiguousEnv(t *testing.T) (dbURL string, proxy *pgProxy, cluster *kfake.Cluster, base, admin string) {
 	t.Helper()
-	dbURL = newDB(t)
+	dbURL = enginetest.NewDatabase(t)
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy = newPGProxy(t, u.Host)
 	u.Host = proxy.Addr()
-	cluster = newCluster(t)
-	e := startEngine(t, pgFaultConfig(u.String(), cluster.ListenAddrs()))
-	return dbURL, proxy, cluster, "http://" + e.Addr(), "http://" + e.AdminAddr()
+	in := enginetest.Start(t, enginetest.WithDatabase(u.String()), enginetest.WithConfig(pgFault))
+	return dbURL, proxy, in.Broker, in.URL, in.AdminURL
 }
 
 // TestAmbiguousCommitStatusBatch changes one order twice (paid, then

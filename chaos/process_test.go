@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
 // serverProc is the orderflow binary run as a child process on fixed
@@ -43,11 +45,12 @@ func newServerProc(t *testing.T, dbURL string, brokers []string, extra ...string
 		"-admin-listen", fmt.Sprintf("127.0.0.1:%d", aport),
 		"-database-url", dbURL,
 		"-kafka-brokers", brokers[0],
-		"-kafka-topic", topic,
-		"-kafka.sweep-grace", "2s",
-		"-kafka.delivery-timeout", "1s",
-		"-kafka.sweep-interval", "200ms",
-		"-catalog.refresh-interval", "1s",
+		"-kafka-topic", enginetest.Topic,
+		// The timers of the in-process engines (enginetest.TestTimers).
+		"-kafka.sweep-grace", enginetest.TestTimers.SweepGrace.String(),
+		"-kafka.delivery-timeout", enginetest.TestTimers.DeliveryTimeout.String(),
+		"-kafka.sweep-interval", enginetest.TestTimers.SweepInterval.String(),
+		"-catalog.refresh-interval", enginetest.TestTimers.CatalogRefresh.String(),
 		"-shutdown-timeout", "10s",
 		"-log-level", "warn",
 	}
