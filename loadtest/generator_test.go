@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
 func mustRun(t *testing.T, cfg Config) (*Result, time.Duration) {
@@ -25,8 +27,8 @@ func mustRun(t *testing.T, cfg Config) (*Result, time.Duration) {
 func sortedCopy(s []string) []string { return slices.Sorted(slices.Values(s)) }
 
 func TestClosedLoopCountsAndStops(t *testing.T) {
-	srv := startFakeServer(t, func(f *fakeServer) { f.fail503Every = 10 })
-	cfg := Config{Target: srv.url, Mode: ModeClosed, Conns: 4, Duration: 400 * time.Millisecond}
+	srv := enginetest.StartFake(t, func(f *enginetest.FakeServer) { f.Fail503Every = 10 })
+	cfg := Config{Target: srv.URL, Mode: ModeClosed, Conns: 4, Duration: 400 * time.Millisecond}
 	res, took := mustRun(t, cfg)
 	rep := res.Report
 
@@ -34,7 +36,7 @@ func TestClosedLoopCountsAndStops(t *testing.T) {
 		t.Fatalf("run took %v; want it to stop by itself just after %v", took, cfg.Duration)
 	}
 	c := rep.Counts
-	sent := srv.requests.Load()
+	sent := srv.Requests()
 	if c.Requests != sent || c.Requests == 0 {
 		t.Fatalf("counted %d requests; the server saw %d", c.Requests, sent)
 	}
@@ -70,7 +72,7 @@ func TestClosedLoopCountsAndStops(t *testing.T) {
 		t.Fatalf("rates %+v over %.3fs; want a positive rate over at least %v", rep.Rates, rep.ElapsedSeconds, cfg.Duration)
 	}
 
-	wantAcked, wantRefused := srv.snapshot()
+	wantAcked, wantRefused := srv.Snapshot()
 	if got := sortedCopy(res.AckedIDs()); !slices.Equal(got, wantAcked) {
 		t.Fatalf("acked ids: got %d, server acked %d (first %v vs %v)", len(got), len(wantAcked), got[:min(3, len(got))], wantAcked[:min(3, len(wantAcked))])
 	}
@@ -85,25 +87,25 @@ func TestClosedLoopCountsAndStops(t *testing.T) {
 			t.Fatalf("order id %q: want prefix lt_%s_", id, rep.RunID)
 		}
 	}
-	if srv.withoutKey != sent || srv.badRequests != 0 || srv.contentTypes["application/json"] != sent {
+	if srv.Stats().WithoutKey != sent || srv.Stats().BadRequests != 0 || srv.Stats().ContentTypes["application/json"] != sent {
 		t.Fatalf("orders scenario: %d of %d requests without Idempotency-Key (want all), %d bad bodies, content types %v",
-			srv.withoutKey, sent, srv.badRequests, srv.contentTypes)
+			srv.Stats().WithoutKey, sent, srv.Stats().BadRequests, srv.Stats().ContentTypes)
 	}
 }
 
 func TestWarmupIsSentButNotMeasured(t *testing.T) {
-	srv := startFakeServer(t, nil)
-	cfg := Config{Target: srv.url, Conns: 2, Warmup: 200 * time.Millisecond, Duration: 200 * time.Millisecond}
+	srv := enginetest.StartFake(t, nil)
+	cfg := Config{Target: srv.URL, Conns: 2, Warmup: 200 * time.Millisecond, Duration: 200 * time.Millisecond}
 	res, _ := mustRun(t, cfg)
 	c := res.Report.Counts
 	if c.WarmupRequests == 0 || c.Requests == 0 {
 		t.Fatalf("warmup requests %d, measured %d; want both > 0", c.WarmupRequests, c.Requests)
 	}
-	if got, want := c.WarmupRequests+c.Requests, srv.requests.Load(); got != want {
+	if got, want := c.WarmupRequests+c.Requests, srv.Requests(); got != want {
 		t.Fatalf("warmup %d + measured %d = %d; the server saw %d", c.WarmupRequests, c.Requests, got, want)
 	}
-	if c.AckedIDs != int(srv.created) {
-		t.Fatalf("acked ids %d; want every order acknowledged in warmup and after (%d)", c.AckedIDs, srv.created)
+	if c.AckedIDs != int(srv.Stats().Created) {
+		t.Fatalf("acked ids %d; want every order acknowledged in warmup and after (%d)", c.AckedIDs, srv.Stats().Created)
 	}
 	if res.Report.Latency.Count != c.Acked {
 		t.Fatalf("histogram has %d values; want only the %d measured ones", res.Report.Latency.Count, c.Acked)
@@ -113,10 +115,10 @@ func TestWarmupIsSentButNotMeasured(t *testing.T) {
 func TestMaxRequestsBoundsTheRun(t *testing.T) {
 	for _, mode := range []string{ModeClosed, ModeOpen} {
 		t.Run("mode="+mode, func(t *testing.T) {
-			srv := startFakeServer(t, nil)
-			cfg := Config{Target: srv.url, Mode: mode, Conns: 3, Rate: 2000, MaxRequests: 50, Duration: 10 * time.Second}
+			srv := enginetest.StartFake(t, nil)
+			cfg := Config{Target: srv.URL, Mode: mode, Conns: 3, Rate: 2000, MaxRequests: 50, Duration: 10 * time.Second}
 			res, took := mustRun(t, cfg)
-			if got := srv.requests.Load(); got != 50 || res.Report.Counts.Requests != 50 {
+			if got := srv.Requests(); got != 50 || res.Report.Counts.Requests != 50 {
 				t.Fatalf("server saw %d requests, report %d; want 50", got, res.Report.Counts.Requests)
 			}
 			if took > 5*time.Second {
@@ -130,10 +132,10 @@ func TestOpenLoopMeasuresFromSchedule(t *testing.T) {
 	// A server that handles one request at a time and stalls 50ms on the
 	// 40th: requests scheduled during the stall must show the queueing.
 	const stall = 50 * time.Millisecond
-	srv := startFakeServer(t, func(f *fakeServer) {
-		f.serialize, f.stallOn, f.stall = true, 40, stall
+	srv := enginetest.StartFake(t, func(f *enginetest.FakeServer) {
+		f.Serialize, f.StallOn, f.Stall = true, 40, stall
 	})
-	cfg := Config{Target: srv.url, Mode: ModeOpen, Rate: 200, MaxInFlight: 64, Duration: time.Second}
+	cfg := Config{Target: srv.URL, Mode: ModeOpen, Rate: 200, MaxInFlight: 64, Duration: time.Second}
 	res, took := mustRun(t, cfg)
 	rep := res.Report
 	c := rep.Counts
@@ -161,10 +163,10 @@ func TestClosedLoopHidesTheStall(t *testing.T) {
 	// The contrast to TestOpenLoopMeasuresFromSchedule: one closed-loop
 	// connection waits out the stall, so only one request is slow.
 	const stall = 50 * time.Millisecond
-	srv := startFakeServer(t, func(f *fakeServer) {
-		f.serialize, f.stallOn, f.stall, f.delay = true, 40, stall, 5*time.Millisecond
+	srv := enginetest.StartFake(t, func(f *enginetest.FakeServer) {
+		f.Serialize, f.StallOn, f.Stall, f.Delay = true, 40, stall, 5*time.Millisecond
 	})
-	res, _ := mustRun(t, Config{Target: srv.url, Conns: 1, Duration: time.Second})
+	res, _ := mustRun(t, Config{Target: srv.URL, Conns: 1, Duration: time.Second})
 	l := res.Report.Latency
 	if l.MaxMicros < stall.Microseconds() {
 		t.Fatalf("max %dµs; want the stall (%v) seen once", l.MaxMicros, stall)
@@ -175,14 +177,14 @@ func TestClosedLoopHidesTheStall(t *testing.T) {
 }
 
 func TestOpenLoopDropsWhenInFlightBoundIsReached(t *testing.T) {
-	srv := startFakeServer(t, func(f *fakeServer) { f.delay = 20 * time.Millisecond })
-	cfg := Config{Target: srv.url, Mode: ModeOpen, Rate: 500, MaxInFlight: 1, Duration: 300 * time.Millisecond}
+	srv := enginetest.StartFake(t, func(f *enginetest.FakeServer) { f.Delay = 20 * time.Millisecond })
+	cfg := Config{Target: srv.URL, Mode: ModeOpen, Rate: 500, MaxInFlight: 1, Duration: 300 * time.Millisecond}
 	res, _ := mustRun(t, cfg)
 	c := res.Report.Counts
 	if c.DroppedByGenerator == 0 {
 		t.Fatalf("dropped %d; want drops: 150 requests scheduled, 1 in flight, 20ms each", c.DroppedByGenerator)
 	}
-	if sent := srv.requests.Load(); sent > 20 || c.Requests != sent {
+	if sent := srv.Requests(); sent > 20 || c.Requests != sent {
 		t.Fatalf("server saw %d, report %d; want at most ~300ms/20ms = 15 sent", sent, c.Requests)
 	}
 	if c.Requests+c.DroppedByGenerator != 150 {
@@ -191,8 +193,8 @@ func TestOpenLoopDropsWhenInFlightBoundIsReached(t *testing.T) {
 }
 
 func TestDuplicatesScenario(t *testing.T) {
-	srv := startFakeServer(t, nil)
-	cfg := Config{Target: srv.url, Conns: 4, Scenario: ScenarioDuplicates, MaxRequests: 3000, Duration: 20 * time.Second}
+	srv := enginetest.StartFake(t, nil)
+	cfg := Config{Target: srv.URL, Conns: 4, Scenario: ScenarioDuplicates, MaxRequests: 3000, Duration: 20 * time.Second}
 	res, _ := mustRun(t, cfg)
 	c := res.Report.Counts
 	d := c.Duplicates
@@ -206,9 +208,9 @@ func TestDuplicatesScenario(t *testing.T) {
 	if d.Got200 != d.Sent || d.Got201 != 0 || d.GotOther != 0 {
 		t.Fatalf("duplicate answers %+v; want all 200", d)
 	}
-	if srv.keyMismatch != 0 || srv.withoutKey != 0 || srv.resent != d.Sent {
+	if srv.Stats().KeyMismatch != 0 || srv.Stats().WithoutKey != 0 || srv.Stats().Resent != d.Sent {
 		t.Fatalf("server: %d resends with a different key or body, %d requests without a key, %d resends seen; want 0, 0, %d",
-			srv.keyMismatch, srv.withoutKey, srv.resent, d.Sent)
+			srv.Stats().KeyMismatch, srv.Stats().WithoutKey, srv.Stats().Resent, d.Sent)
 	}
 	if c.ByStatus["200"] != d.Sent || c.ByStatus["201"] != 3000-d.Sent || c.Acked != 3000 {
 		t.Fatalf("by status %v; want 200 for the %d resends and 201 for the rest", c.ByStatus, d.Sent)
@@ -228,8 +230,8 @@ func TestUnreachableServerCountsTransportErrors(t *testing.T) {
 }
 
 func TestAdminMetricsScraped(t *testing.T) {
-	srv := startFakeServer(t, nil)
-	res, _ := mustRun(t, Config{Target: srv.url, Admin: srv.url, Conns: 2, MaxRequests: 500, Duration: 5 * time.Second})
+	srv := enginetest.StartFake(t, nil)
+	res, _ := mustRun(t, Config{Target: srv.URL, Admin: srv.URL, Conns: 2, MaxRequests: 500, Duration: 5 * time.Second})
 	rep := res.Report
 	s := rep.Server
 	if s == nil {
@@ -244,7 +246,7 @@ func TestAdminMetricsScraped(t *testing.T) {
 		t.Fatalf("generator usage %+v; want CPU > 0", rep.Generator)
 	}
 
-	res, _ = mustRun(t, Config{Target: srv.url, Admin: "http://127.0.0.1:1", Conns: 1, MaxRequests: 5, Duration: 5 * time.Second})
+	res, _ = mustRun(t, Config{Target: srv.URL, Admin: "http://127.0.0.1:1", Conns: 1, MaxRequests: 5, Duration: 5 * time.Second})
 	if res.Report.Server != nil || res.Report.ServerError == "" || res.Report.Counts.Acked != 5 {
 		t.Fatalf("unreachable admin: server %+v, error %q, acked %d; want no usage, an error, and the run done anyway",
 			res.Report.Server, res.Report.ServerError, res.Report.Counts.Acked)

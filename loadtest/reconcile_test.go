@@ -2,100 +2,31 @@ package loadtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/internal/enginetest"
+	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
-// testDatabaseURL is the server the integration tests use: DATABASE_URL, or
-// the local default (trust auth, OS user).
-func testDatabaseURL() string {
-	if u := os.Getenv("DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://127.0.0.1:5432/orderflow?sslmode=disable"
-}
-
-// scratchDB creates database lt_test_<random> with schema (run in it) and
-// drops it when the test ends. A database that does not answer fails the
-// test: a green run must mean reconciliation was really checked.
+// scratchDB creates a fresh database (pgtest) holding schema. A database
+// that does not answer fails the test: a green run must mean
+// reconciliation was really checked.
 func scratchDB(t *testing.T, schema string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	u, err := url.Parse(testDatabaseURL())
-	if err != nil {
-		t.Fatalf("parse DATABASE_URL %q: %v", testDatabaseURL(), err)
-	}
-	u.Path = "/postgres"
-	adminURL := u.String()
-	admin, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		t.Fatalf("PostgreSQL at %s does not answer (start it with `make db`): %v", u.Redacted(), err)
-	}
-	defer admin.Close(context.Background())
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "lt_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, adminURL)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u.Path = "/" + name
-	db, err := pgx.Connect(ctx, u.String())
-	if err != nil {
-		t.Fatalf("connect to %s: %v", name, err)
-	}
-	defer db.Close(context.Background())
-	if _, err := db.Exec(ctx, schema); err != nil {
-		t.Fatalf("schema %q: %v", schema, err)
-	}
-	return u.String()
+	url := pgtest.New(t)
+	pgtest.Exec(t, url, schema)
+	return url
 }
 
-func execSQL(t *testing.T, dbURL, sql string, args ...any) {
-	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s %v: %v", sql, args, err)
-	}
-}
-
-// fakeKafka starts an in-process Kafka-protocol cluster with topic orders.
+// fakeKafka starts an in-process Kafka-protocol broker with topic orders.
 func fakeKafka(t *testing.T) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.SeedTopics(1, "orders"))
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return enginetest.NewBroker(t).ListenAddrs()
 }
 
 // publish produces one record per ce_id ("<id>/<version>") to orders, keyed
@@ -128,7 +59,7 @@ func TestReconcile(t *testing.T) {
 	brokers := fakeKafka(t)
 	// Stored: a1–a4 (acked), p1 (refused only: a phantom), r5 (refused,
 	// then acked on a resend). Not stored: l1 (acked: lost), r1 (refused).
-	execSQL(t, dbURL, `INSERT INTO orders (id) SELECT unnest($1::text[])`, []string{"a1", "a2", "a3", "a4", "p1", "r5"})
+	pgtest.Exec(t, dbURL, `INSERT INTO orders (id) SELECT unnest($1::text[])`, []string{"a1", "a2", "a3", "a4", "p1", "r5"})
 	// Published: created events for a1, a2, a3, l1, r5 (some twice, at
 	// least once), a status change of a4 only (a4/2 is not order.created).
 	publish(t, brokers, "a1/1", "a2/1", "a1/1", "a3/1", "l1/1", "r5/1", "a4/2", "x9/1")
@@ -169,7 +100,7 @@ func TestReconcileDuplicated(t *testing.T) {
 	// impossible there; a table without one proves the check works.
 	dbURL := scratchDB(t, `CREATE TABLE orders (id text)`)
 	brokers := fakeKafka(t)
-	execSQL(t, dbURL, `INSERT INTO orders (id) VALUES ('d1'), ('d1'), ('d2')`)
+	pgtest.Exec(t, dbURL, `INSERT INTO orders (id) VALUES ('d1'), ('d1'), ('d2')`)
 	publish(t, brokers, "d1/1", "d2/1")
 	res, err := Reconcile(context.Background(), dbURL, brokers, "orders", []string{"d1", "d2"}, nil, 10*time.Second)
 	if err != nil {
@@ -187,7 +118,7 @@ func TestReconcileUnreachable(t *testing.T) {
 	if _, err := Reconcile(ctx, "postgres://127.0.0.1:1/x?sslmode=disable&connect_timeout=2", brokers, "orders", []string{"a"}, nil, time.Second); err == nil {
 		t.Fatalf("Reconcile with a dead database: want an error")
 	}
-	execSQL(t, dbURL, `INSERT INTO orders (id) VALUES ('a')`)
+	pgtest.Exec(t, dbURL, `INSERT INTO orders (id) VALUES ('a')`)
 	if _, err := Reconcile(ctx, dbURL, []string{"127.0.0.1:1"}, "orders", []string{"a"}, nil, 2*time.Second); err == nil {
 		t.Fatalf("Reconcile with a dead broker: want an error, not 'unpublished'")
 	}
@@ -198,10 +129,10 @@ func TestReconcileUnreachable(t *testing.T) {
 func TestRunThenReconcile(t *testing.T) {
 	dbURL := scratchDB(t, `CREATE TABLE orders (id text PRIMARY KEY)`)
 	brokers := fakeKafka(t)
-	srv := startFakeServer(t, func(f *fakeServer) { f.fail503Every = 7 })
-	res, _ := mustRun(t, Config{Target: srv.url, Conns: 2, Scenario: ScenarioDuplicates, MaxRequests: 300, Duration: 10 * time.Second})
-	stored, _ := srv.snapshot()
-	execSQL(t, dbURL, `INSERT INTO orders (id) SELECT unnest($1::text[])`, stored)
+	srv := enginetest.StartFake(t, func(f *enginetest.FakeServer) { f.Fail503Every = 7 })
+	res, _ := mustRun(t, Config{Target: srv.URL, Conns: 2, Scenario: ScenarioDuplicates, MaxRequests: 300, Duration: 10 * time.Second})
+	stored, _ := srv.Snapshot()
+	pgtest.Exec(t, dbURL, `INSERT INTO orders (id) SELECT unnest($1::text[])`, stored)
 	ce := make([]string, len(stored))
 	for i, id := range stored {
 		ce[i] = id + "/1"

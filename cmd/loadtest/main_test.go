@@ -3,155 +3,60 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
-	"net"
-	"net/url"
-	"os"
+	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/valyala/fasthttp"
 
+	"github.com/orderflow/orderflow/internal/enginetest"
+	"github.com/orderflow/orderflow/internal/pgtest"
 	"github.com/orderflow/orderflow/loadtest"
 )
 
-// orderServer answers POST /v1/orders with 201, first storing the id in
-// PostgreSQL and publishing its created event when those are set; forget
-// names one order number it acknowledges without storing or publishing.
-type orderServer struct {
-	url    string
-	db     *pgx.Conn
-	kafka  *kgo.Client
-	forget string // suffix "_<n>" of the id to drop
-
-	mu sync.Mutex // serializes db use: a pgx.Conn is not for concurrent use
-}
-
-func startOrderServer(t *testing.T, s *orderServer) *orderServer {
+// backends starts a fresh database with a minimal orders table, an
+// in-process broker and a fake order server that stores and publishes every
+// order it acknowledges into them, except the one whose id ends in forget
+// (when set): that one it acknowledges without storing or publishing.
+func backends(t *testing.T, forget string) (srv *enginetest.FakeServer, dbURL, brokers string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	srv := &fasthttp.Server{Handler: s.handle}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		<-done
-	})
-	s.url = "http://" + ln.Addr().String()
-	return s
-}
-
-func (s *orderServer) handle(ctx *fasthttp.RequestCtx) {
-	var o struct{ ID string }
-	if err := json.Unmarshal(ctx.PostBody(), &o); err != nil || o.ID == "" {
-		ctx.SetStatusCode(fasthttp.StatusBadRequest)
-		return
-	}
-	if s.db != nil && (s.forget == "" || !strings.HasSuffix(o.ID, s.forget)) {
-		s.mu.Lock()
-		_, err := s.db.Exec(ctx, `INSERT INTO orders (id) VALUES ($1)`, o.ID)
-		s.mu.Unlock()
-		if err != nil {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			return
-		}
-		rec := &kgo.Record{Topic: "orders", Key: []byte(o.ID), Value: []byte(`{}`),
-			Headers: []kgo.RecordHeader{{Key: "ce_type", Value: []byte("order.created")}, {Key: "ce_id", Value: []byte(o.ID + "/1")}}}
-		if err := s.kafka.ProduceSync(ctx, rec).FirstErr(); err != nil {
-			ctx.SetStatusCode(fasthttp.StatusInternalServerError)
-			return
-		}
-	}
-	ctx.SetStatusCode(fasthttp.StatusCreated)
-	ctx.SetBodyString(`{"id":"` + o.ID + `","status":"created","total_cents":1,"currency":"EUR"}`)
-}
-
-// scratchDB creates database lt_test_<random> with a minimal orders table
-// and drops it when the test ends. PostgreSQL not answering fails the test.
-func scratchDB(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	base := os.Getenv("DATABASE_URL")
-	if base == "" {
-		base = "postgres://127.0.0.1:5432/orderflow?sslmode=disable"
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse DATABASE_URL %q: %v", base, err)
-	}
-	u.Path = "/postgres"
-	adminURL := u.String()
-	admin, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		t.Fatalf("PostgreSQL at %s does not answer (start it with `make db`): %v", u.Redacted(), err)
-	}
-	defer admin.Close(context.Background())
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "lt_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, adminURL)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u.Path = "/" + name
-	return u.String()
-}
-
-// backends starts a scratch database, a kfake cluster and an order server
-// that stores and publishes into them.
-func backends(t *testing.T, forget string) (srv *orderServer, dbURL, brokers string) {
-	t.Helper()
-	dbURL = scratchDB(t)
+	dbURL = pgtest.New(t)
+	pgtest.Exec(t, dbURL, `CREATE TABLE orders (id text PRIMARY KEY)`)
 	ctx := context.Background()
 	db, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	if _, err := db.Exec(ctx, `CREATE TABLE orders (id text PRIMARY KEY)`); err != nil {
-		t.Fatalf("create table: %v", err)
-	}
-	c, err := kfake.NewCluster(kfake.SeedTopics(1, "orders"))
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	broker := enginetest.NewBroker(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker.ListenAddrs()...))
 	if err != nil {
 		t.Fatalf("kafka client: %v", err)
 	}
 	t.Cleanup(cl.Close)
-	srv = startOrderServer(t, &orderServer{db: db, kafka: cl, forget: forget})
-	return srv, dbURL, strings.Join(c.ListenAddrs(), ",")
+	// The fake calls OnCreate one call at a time, so one pgx.Conn (not for
+	// concurrent use) serves it.
+	store := func(ctx context.Context, id string) int {
+		if forget != "" && strings.HasSuffix(id, forget) {
+			return 0
+		}
+		if _, err := db.Exec(ctx, `INSERT INTO orders (id) VALUES ($1)`, id); err != nil {
+			return http.StatusServiceUnavailable
+		}
+		rec := &kgo.Record{Topic: enginetest.Topic, Key: []byte(id), Value: []byte(`{}`),
+			Headers: []kgo.RecordHeader{{Key: "ce_type", Value: []byte("order.created")}, {Key: "ce_id", Value: []byte(id + "/1")}}}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			return http.StatusInternalServerError
+		}
+		return 0
+	}
+	srv = enginetest.StartFake(t, func(f *enginetest.FakeServer) { f.OnCreate = store })
+	return srv, dbURL, strings.Join(broker.ListenAddrs(), ",")
 }
 
 func noEnv(string) string { return "" }
@@ -194,12 +99,12 @@ func TestParseFlagsEnvAndLists(t *testing.T) {
 }
 
 func TestRunWritesReport(t *testing.T) {
-	srv := startOrderServer(t, &orderServer{})
+	srv := enginetest.StartFake(t, nil)
 	dir := t.TempDir()
 	var out bytes.Buffer
 	// Charts off: rendering PNGs under -race takes seconds, and this test
 	// times the run (the smoke test checks the charts).
-	args := []string{"-target", srv.url, "-conns", "2", "-duration", "300ms", "-reconcile=false", "-admin", "",
+	args := []string{"-target", srv.URL, "-conns", "2", "-duration", "300ms", "-reconcile=false", "-admin", "",
 		"-run-id", "t1", "-out", filepath.Join(dir, "<runid>.json"), "-charts=false"}
 	start := time.Now()
 	if err := run(context.Background(), args, noEnv, &out, &bytes.Buffer{}); err != nil {
@@ -227,7 +132,7 @@ func TestRunReconciles(t *testing.T) {
 	srv, dbURL, brokers := backends(t, "")
 	dir := t.TempDir()
 	var out bytes.Buffer
-	args := []string{"-target", srv.url, "-conns", "2", "-max-requests", "100", "-duration", "20s", "-admin", "",
+	args := []string{"-target", srv.URL, "-conns", "2", "-max-requests", "100", "-duration", "20s", "-admin", "",
 		"-database-url", dbURL, "-kafka-brokers", brokers, "-reconcile-timeout", "20s", "-run-id", "ok1", "-out", filepath.Join(dir, "r.json")}
 	if err := run(context.Background(), args, noEnv, &out, &bytes.Buffer{}); err != nil {
 		t.Fatalf("run(%q): %v\n%s", args, err, out.String())
@@ -249,7 +154,7 @@ func TestRunFailsWhenAnAckedOrderIsMissing(t *testing.T) {
 	srv, dbURL, brokers := backends(t, "_7")
 	dir := t.TempDir()
 	var out bytes.Buffer
-	args := []string{"-target", srv.url, "-conns", "1", "-max-requests", "20", "-duration", "20s", "-admin", "",
+	args := []string{"-target", srv.URL, "-conns", "1", "-max-requests", "20", "-duration", "20s", "-admin", "",
 		"-database-url", dbURL, "-kafka-brokers", brokers, "-reconcile-timeout", "1s", "-run-id", "bad1", "-out", filepath.Join(dir, "r.json")}
 	err := run(context.Background(), args, noEnv, &out, &bytes.Buffer{})
 	if !errors.Is(err, loadtest.ErrReconcile) {

@@ -4,17 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
-	"github.com/orderflow/orderflow/engine"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/loadtest"
 )
 
@@ -31,51 +27,16 @@ func TestSmokeLoadAgainstRealServer(t *testing.T) {
 	if testing.Short() {
 		per = []time.Duration{time.Second, time.Second, time.Second}
 	}
-	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "orders"), kfake.Ports(0))
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(broker.Close)
-	dbURL := pgtest.New(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("ORDERFLOW_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	cfg := engine.DefaultConfig()
-	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.DatabaseURL = dbURL
-	cfg.KafkaBrokers = broker.ListenAddrs()
-	cfg.ShutdownTimeout = 20 * time.Second
-	cfg.Logger = log
-	// Short publish timers, as the engine's own tests: a record the fast
-	// path could not deliver is swept within seconds, not 30 s.
-	cfg.Publish.MetadataMinAge = 100 * time.Millisecond
-	cfg.Publish.SweepInterval = 200 * time.Millisecond
-	cfg.Publish.DeliveryTimeout = 2 * time.Second
-	cfg.Publish.SweepGrace = 4 * time.Second
-	if _, err := engine.SeedDemoCatalog(context.Background(), cfg); err != nil {
-		t.Fatalf("seed demo catalog: %v", err)
-	}
-	e, err := engine.New(cfg)
-	if err != nil {
-		t.Fatalf("engine.New: %v", err)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.Start(sctx); err != nil {
-		t.Fatalf("engine.Start: %v", err)
-	}
+	in := enginetest.Start(t)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := e.Shutdown(ctx); err != nil {
+		if err := in.Stop(); err != nil {
 			t.Errorf("engine shutdown: %v", err)
 		}
 	})
-	base, admin := "http://"+e.Addr(), "http://"+e.AdminAddr()
-	brokers := strings.Join(broker.ListenAddrs(), ",")
+	dbURL, base, admin := in.DatabaseURL, in.URL, in.AdminURL
+	brokers := strings.Join(in.Brokers, ",")
 	dir := t.TempDir()
-	common := []string{"-conns", "16", "-database-url", dbURL, "-kafka-brokers", brokers, "-kafka-topic", "orders",
+	common := []string{"-conns", "16", "-database-url", dbURL, "-kafka-brokers", brokers, "-kafka-topic", enginetest.Topic,
 		"-reconcile-timeout", "60s", "-request-timeout", "20s", "-settle", "0"}
 
 	f := func(name string, d time.Duration, args ...string) {

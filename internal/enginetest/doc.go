@@ -12,7 +12,8 @@
 // database, the broker, and any other engine setting through [WithConfig].
 // The pieces are also usable alone: [NewDatabase] and [NewBroker] for tests
 // that run the real binary, [KafkaSwitch] to make the broker refuse produce
-// requests, and [Consume] to read the topic.
+// requests, [Consume] to read the topic, and [FakeServer], a stand-in for
+// orderflow's order endpoint, for the load generator's tests.
 //
 // Only tests import this package. A PostgreSQL that does not answer fails
 // the test, as in pgtest: it is never skipped.
