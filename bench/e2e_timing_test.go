@@ -2,10 +2,7 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -13,41 +10,16 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/orderflow/orderflow/engine"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
 // startServer runs a real orderflow server on loopback ports against a
-// fresh database (demo catalog seeded) and the embedded broker, as `make
-// run` does, and returns its base address.
-func startServer(b *testing.B, tweak func(*engine.Config)) string {
+// fresh database (demo catalog seeded) and the embedded broker, with the
+// production timers, as `make run` does, and returns its address
+// (host:port).
+func startServer(b *testing.B) string {
 	b.Helper()
-	url := pgtest.New(b)
-	cfg := engine.DefaultConfig()
-	cfg.DatabaseURL = url
-	cfg.Listen = "127.0.0.1:0"
-	cfg.AdminListen = "127.0.0.1:0"
-	cfg.EmbeddedKafkaAddr = "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	if _, err := engine.SeedDemoCatalog(context.Background(), cfg); err != nil {
-		b.Fatalf("seed: %v", err)
-	}
-	e, err := engine.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = e.Shutdown(ctx)
-	})
-	return e.Addr()
+	return enginetest.Start(b, enginetest.WithEmbeddedBroker(), enginetest.WithTimers(enginetest.Timers{})).Engine.Addr()
 }
 
 var runSeq atomic.Int64
@@ -61,7 +33,7 @@ var runSeq atomic.Int64
 func BenchmarkE2ECreateOrder(b *testing.B) {
 	for _, conns := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
-			addr := startServer(b, nil)
+			addr := startServer(b)
 			hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, MaxConnWaitTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 			run := strconv.FormatInt(time.Now().UnixNano()+runSeq.Add(1), 36)
 			var seq atomic.Int64
@@ -109,7 +81,7 @@ func BenchmarkE2EOrderBatches(b *testing.B) {
 	for _, per := range []int{100, 1000} {
 		for _, conns := range []int{1, 4} {
 			b.Run(fmt.Sprintf("orders_per_request=%d/conns=%d", per, conns), func(b *testing.B) {
-				addr := startServer(b, nil)
+				addr := startServer(b)
 				hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, MaxConnWaitTimeout: 60 * time.Second,
 					ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second, MaxResponseBodySize: 64 << 20}
 				run := strconv.FormatInt(time.Now().UnixNano()+runSeq.Add(1), 36)

@@ -4,35 +4,21 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/orderflow/orderflow/engine"
-	"github.com/orderflow/orderflow/internal/pgtest"
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
 func TestCreateStoresAndPublishes(t *testing.T) {
 	ctx := context.Background()
-	dbURL := pgtest.New(t)
-	cfg := engine.DefaultConfig()
-	cfg.DatabaseURL = dbURL
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := engine.SeedDemoCatalog(ctx, cfg); err != nil {
-		t.Fatalf("seed: %v", err)
-	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "orders"), kfake.Ports(0))
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	s, err := New(ctx, Config{DatabaseURL: dbURL, KafkaBrokers: c.ListenAddrs(), Logger: cfg.Logger})
+	dbURL := enginetest.NewDatabase(t)
+	c := enginetest.NewBroker(t)
+	s, err := New(ctx, Config{DatabaseURL: dbURL, KafkaBrokers: c.ListenAddrs(), Logger: enginetest.Logger()})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -81,22 +67,9 @@ func TestCreateStoresAndPublishes(t *testing.T) {
 		t.Fatalf("refused orders stored: %d (%v)", n, err)
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("orders"))
-	if err != nil {
-		t.Fatalf("consumer: %v", err)
-	}
-	defer cl.Close()
-	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	var ceIDs []string
-	for len(ceIDs) == 0 && fctx.Err() == nil {
-		cl.PollFetches(fctx).EachRecord(func(r *kgo.Record) {
-			for _, h := range r.Headers {
-				if h.Key == "ce_id" {
-					ceIDs = append(ceIDs, string(h.Value))
-				}
-			}
-		})
+	for _, r := range enginetest.Consume(t, c.ListenAddrs(), "", 1, 10*time.Second) {
+		ceIDs = append(ceIDs, enginetest.Header(r, "ce_id"))
 	}
 	if len(ceIDs) != 1 || ceIDs[0] != "b1/1" {
 		t.Fatalf("topic ce_ids %q; want [b1/1]", ceIDs)
