@@ -64,14 +64,15 @@ type Timers struct {
 // fast path could not deliver within a second is swept about two seconds
 // after its commit instead of half a minute, the Kafka client notices a
 // broker that came back within 100 ms (franz-go otherwise takes seconds per
-// retriable error), and a catalog change is seen within 100 ms. Linger keeps
-// the engine's default.
+// retriable error), and a catalog change is seen within a second (no test
+// needs it sooner, and a shorter refresh only loads a shared machine).
+// Linger keeps the engine's default.
 var TestTimers = Timers{
 	SweepInterval:   100 * time.Millisecond,
 	SweepGrace:      2 * time.Second,
 	DeliveryTimeout: time.Second,
 	MetadataMinAge:  100 * time.Millisecond,
-	CatalogRefresh:  100 * time.Millisecond,
+	CatalogRefresh:  time.Second,
 }
 
 func (tm Timers) apply(c *engine.Config) {
