@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
@@ -20,11 +20,7 @@ func TestReconcileCountsRepeats(t *testing.T) {
 	dbURL := pgtest.New(t)
 	pgtest.Exec(t, dbURL, `CREATE TABLE orders (id text PRIMARY KEY)`)
 	pgtest.Exec(t, dbURL, `INSERT INTO orders (id) VALUES ('a1'), ('a2'), ('a3')`)
-	c, err := kfake.NewCluster(kfake.SeedTopics(2, "orders"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := enginetest.NewBroker(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("orders"))
 	if err != nil {
 		t.Fatal(err)

@@ -186,6 +186,25 @@ func TestFakeServer(t *testing.T) {
 		st.ContentTypes["application/json"] != 6 {
 		t.Fatalf("requests %d, stats %+v", f.Requests(), st)
 	}
+	for i, s := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/v1/orders/f_1/status", `{"status":"assembling"}`, http.StatusConflict}, // not the next one
+		{"/v1/orders/f_1/status", `{"status":"paid"}`, http.StatusOK},
+		{"/v1/orders/f_9/status", `{"status":"paid"}`, http.StatusNotFound},
+		{"/v1/order-batches", o("f_b1") + "\n" + o("f_b2") + "\n", http.StatusOK},
+		{"/v1/orders/f_b2/status", `{"status":"paid"}`, http.StatusOK},
+	} {
+		if code, body := post(t, f.URL+s.path, s.body); code != s.want {
+			t.Fatalf("status step %d: POST %s %s: got %d %s; want %d", i, s.path, s.body, code, body, s.want)
+		}
+	}
+	if st := f.Stats(); f.Version("f_1") != 2 || f.Version("f_b1") != 1 || f.Version("f_b2") != 2 || f.Version("f_9") != 0 ||
+		st.Updates != 2 || st.Bulk != 1 || f.Requests() != 7 {
+		t.Fatalf("versions f_1 %d, f_b1 %d, f_b2 %d, f_9 %d; stats %+v, requests %d; want 2, 1, 2, 0, 2 updates, 1 bulk request, still 7",
+			f.Version("f_1"), f.Version("f_b1"), f.Version("f_b2"), f.Version("f_9"), st, f.Requests())
+	}
 	resp, err := http.Get(f.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)

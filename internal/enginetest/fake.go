@@ -1,11 +1,15 @@
 package enginetest
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,12 +18,16 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// FakeServer is a tiny stand-in for orderflow's POST /v1/orders on a
-// loopback port, for the load generator's tests: 201 for a new order, 200
+// FakeServer is a tiny stand-in for orderflow on a loopback port, for the
+// load generator's tests. POST /v1/orders answers 201 for a new order, 200
 // for a resend with the same id and body (and Idempotency-Key, if any), 409
-// for a resend that differs, 400 for a body without an id, optional 503s
-// and stalls. It also serves a /metrics page whose counters grow with the
-// requests handled. It is safe for concurrent use.
+// for a resend that differs, 400 for a body without an id, with optional
+// 503s and stalls. POST /v1/order-batches (NDJSON) creates every line's
+// order and answers 201 for each. POST /v1/orders/{id}/status accepts only
+// the next status along created → paid → assembling → delivering →
+// delivered (404 for an unknown order, 409 otherwise). A /metrics page
+// serves counters that grow with the POST /v1/orders requests handled. It is
+// safe for concurrent use.
 type FakeServer struct {
 	// URL is the server's base URL ("http://127.0.0.1:port").
 	URL string
@@ -44,12 +52,13 @@ type FakeServer struct {
 	requests atomic.Int64
 	serial   sync.Mutex
 
-	mu      sync.Mutex
-	bodies  map[string]string // id → body
-	keys    map[string]string // Idempotency-Key → id
-	acked   []string          // ids answered 201 or 200
-	refused []string          // ids answered 503
-	stats   FakeStats
+	mu       sync.Mutex
+	bodies   map[string]string // id → body
+	versions map[string]int    // id → version (1: created)
+	keys     map[string]string // Idempotency-Key → id
+	acked    []string          // ids answered 201 or 200
+	refused  []string          // ids answered 503
+	stats    FakeStats
 }
 
 // FakeStats counts what a FakeServer was sent.
@@ -57,6 +66,8 @@ type FakeStats struct {
 	Created      int64            // answered 201
 	Resent       int64            // answered 200
 	KeyMismatch  int64            // resends whose key or body differs from the first send (409)
+	Bulk         int64            // POST /v1/order-batches requests
+	Updates      int64            // status changes applied
 	WithoutKey   int64            // requests without an Idempotency-Key
 	BadRequests  int64            // undecodable bodies (400)
 	ContentTypes map[string]int64 // Content-Type → requests
@@ -66,7 +77,8 @@ type FakeStats struct {
 // configure (may be nil), and stops it in t.Cleanup.
 func StartFake(t testing.TB, configure func(*FakeServer)) *FakeServer {
 	t.Helper()
-	f := &FakeServer{bodies: map[string]string{}, keys: map[string]string{}, stats: FakeStats{ContentTypes: map[string]int64{}}}
+	f := &FakeServer{bodies: map[string]string{}, versions: map[string]int{}, keys: map[string]string{},
+		stats: FakeStats{ContentTypes: map[string]int64{}}}
 	if configure != nil {
 		configure(f)
 	}
@@ -99,12 +111,27 @@ type fakeOrder struct {
 	} `json:"items"`
 }
 
+// fakeStatusChain is the status machine's main path after created: each
+// change must be the next one.
+var fakeStatusChain = []string{"paid", "assembling", "delivering", "delivered"}
+
 func (f *FakeServer) handle(ctx *fasthttp.RequestCtx) {
-	if string(ctx.Path()) == "/metrics" {
+	path := string(ctx.Path())
+	switch {
+	case path == "/metrics":
 		f.metrics(ctx)
 		return
+	case !ctx.IsPost():
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		return
+	case path == "/v1/order-batches":
+		f.bulk(ctx)
+		return
+	case strings.HasPrefix(path, "/v1/orders/") && strings.HasSuffix(path, "/status"):
+		f.status(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/v1/orders/"), "/status"))
+		return
 	}
-	if string(ctx.Path()) != "/v1/orders" || !ctx.IsPost() {
+	if path != "/v1/orders" {
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 		return
 	}
@@ -158,6 +185,7 @@ func (f *FakeServer) handle(ctx *fasthttp.RequestCtx) {
 			}
 		}
 		f.bodies[o.ID] = body
+		f.versions[o.ID] = 1
 		if key != "" {
 			f.keys[key] = o.ID
 		}
@@ -167,6 +195,52 @@ func (f *FakeServer) handle(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBodyString(`{"id":"` + o.ID + `","status":"created","total_cents":100,"currency":"EUR"}`)
+}
+
+// bulk creates the order of every NDJSON line and answers 201 for each.
+func (f *FakeServer) bulk(ctx *fasthttp.RequestCtx) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stats.Bulk++
+	var res []string
+	sc := bufio.NewScanner(bytes.NewReader(ctx.PostBody()))
+	for i := 0; sc.Scan(); i++ {
+		var o fakeOrder
+		_ = json.Unmarshal(sc.Bytes(), &o)
+		f.versions[o.ID] = 1
+		f.stats.Created++
+		res = append(res, fmt.Sprintf(`{"index":%d,"id":%q,"status":201}`, i, o.ID))
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"results":[` + strings.Join(res, ",") + `]}`)
+}
+
+// status applies one status change if it is the next along fakeStatusChain.
+func (f *FakeServer) status(ctx *fasthttp.RequestCtx, id string) {
+	var b struct{ Status string }
+	_ = json.Unmarshal(ctx.PostBody(), &b)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.versions[id]
+	switch {
+	case !ok:
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+	case v-1 >= len(fakeStatusChain) || fakeStatusChain[v-1] != b.Status:
+		ctx.SetStatusCode(fasthttp.StatusConflict)
+	default:
+		f.versions[id] = v + 1
+		f.stats.Updates++
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(fmt.Sprintf(`{"id":%q,"status":%q,"version":%d}`, id, b.Status, v+1))
+	}
+}
+
+// Version returns the version of order id (1 once created, one more per
+// status change), 0 for an order it never created.
+func (f *FakeServer) Version(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.versions[id]
 }
 
 // metrics serves counters that grow with the requests handled.
