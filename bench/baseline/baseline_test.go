@@ -68,7 +68,7 @@ func TestCreateStoresAndPublishes(t *testing.T) {
 	}
 
 	var ceIDs []string
-	for _, r := range enginetest.Consume(t, c.ListenAddrs(), "", 1, 10*time.Second) {
+	for _, r := range enginetest.ConsumeRaw(t, c.ListenAddrs(), "", 1, 10*time.Second) {
 		ceIDs = append(ceIDs, enginetest.Header(r, "ce_id"))
 	}
 	if len(ceIDs) != 1 || ceIDs[0] != "b1/1" {

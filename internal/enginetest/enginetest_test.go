@@ -138,7 +138,7 @@ func TestKafkaSwitchRefusesProduce(t *testing.T) {
 		t.Fatalf("produce after the switch came back up: %v", err)
 	}
 	var keys []string
-	for _, r := range Consume(t, c.ListenAddrs(), "sw_", 3, 2*time.Second) {
+	for _, r := range ConsumeRaw(t, c.ListenAddrs(), "sw_", 3, 2*time.Second) {
 		keys = append(keys, string(r.Key))
 	}
 	if strings.Join(keys, ",") != "sw_up,sw_back" {
