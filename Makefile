@@ -52,8 +52,8 @@ test: lint db redis tools ## make lint, database and Redis set-up, then every te
 	$(GO) test -race -count=1 -timeout 8m $(PKG)
 	$(MAKE) test-deploy
 
-test-deploy: db tools ## the deploy/ module: image build and run, kustomize render and checks, dashboard and alert metrics, promtool
-	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m -v ./...
+test-deploy: db tools ## the deploy/ module: go vet, go mod tidy -diff, then image build and run, kustomize render and checks, dashboard and alert metrics, promtool
+	cd deploy && $(GO) vet ./... && $(GO) mod tidy -diff && $(GO) test -count=1 -timeout 15m -v ./...
 
 smoke: db ## only the load-test smoke (part of test): ~10 s of load against an in-process server, reconciled
 	$(GO) test -race -count=1 -run TestSmokeLoadAgainstRealServer -v ./cmd/loadtest/

@@ -13,7 +13,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,7 +49,7 @@ func serverBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "orderflow")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binPath, "./cmd/orderflow")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/orderflow")
 		cmd.Dir = repo
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("go build ./cmd/orderflow: %v\n%s", err, out)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
@@ -135,7 +136,7 @@ func checkQuery(t *testing.T, where, expr string, have exposition) []string {
 				return nil
 			}
 			for _, m := range n.LabelMatchers {
-				if m.Name == labels.MetricName || targetLabels[m.Name] {
+				if m.Name == model.MetricNameLabel || targetLabels[m.Name] {
 					continue
 				}
 				vals, ok := ls[m.Name]
