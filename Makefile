@@ -15,7 +15,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 export DATABASE_URL ?= postgres://127.0.0.1:5432/orderflow?sslmode=disable
 
-.PHONY: help fmt vet lint test test-race test-integration smoke fuzz bench benchstat build run db redis loadtest soak profile profile-cpu profile-heap profile-allocs check chaos
+.PHONY: help fmt vet lint test test-race test-integration test-deploy smoke fuzz bench benchstat build run db redis tools image loadtest soak profile profile-cpu profile-heap profile-allocs check chaos
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,8 +42,18 @@ lint: ## gofmt check, go vet, staticcheck (pinned) and go mod tidy -diff; zero f
 	$(GO) run $(STATICCHECK) $(PKG)
 	$(GO) mod tidy -diff
 
-test: lint db redis ## make lint, database and Redis set-up, then every test with -race (integration tests, the 10 s load-test smoke and the 60 s soak included; a dead database fails them)
+tools: ## install (with apt, when missing) promtool and HAProxy for the deployment and rollout tests
+	@bash scripts/tools.sh
+
+image: ## build the container image (docker, or buildah without a daemon); prints its name and size (IMAGE=orderflow IMAGE_TAG=<git describe>)
+	@bash scripts/image.sh
+
+test: lint db redis tools ## make lint, database and Redis set-up, then every test with -race (integration tests, the 10 s load-test smoke and the 60 s soak included; a dead database fails them), then the deploy module's tests
 	$(GO) test -race -count=1 -timeout 8m $(PKG)
+	$(MAKE) test-deploy
+
+test-deploy: db tools ## the deploy/ module: go vet, go mod tidy -diff, then image build and run, kustomize render and checks, dashboard and alert metrics, promtool
+	cd deploy && $(GO) vet ./... && $(GO) mod tidy -diff && $(GO) test -count=1 -timeout 15m -v ./...
 
 smoke: db ## only the load-test smoke (part of test): ~10 s of load against an in-process server, reconciled
 	$(GO) test -race -count=1 -run TestSmokeLoadAgainstRealServer -v ./cmd/loadtest/
@@ -107,7 +117,7 @@ profile-allocs: ## allocs profile from a running server
 	@mkdir -p pprof/out
 	curl -sf "http://$(ADMIN)/debug/pprof/allocs" -o pprof/out/$$(date +%F)_allocs_$(COMMIT).allocs.pprof
 
-chaos: db ## long crash/fault runs (SIGKILL under load, PostgreSQL restarts, Kafka faults, 3 instances); appends to chaos/RESULTS.md
+chaos: db tools ## long crash/fault runs (SIGKILL under load, PostgreSQL restarts, Kafka faults, 3 instances, rolling restart behind HAProxy); appends to chaos/RESULTS.md
 	@bash scripts/chaos.sh
 
 check: lint test ## fmt check + vet + tests with -race

@@ -15,6 +15,10 @@
 //     and drains, the producer stays within its buffer cap.
 //   - TestFleetSameOrdersToThreeInstances: three engines on one database
 //     and broker.
+//   - TestRollingRestartBehindHAProxy: three instances of the binary behind
+//     HAProxy, restarted one by one the Kubernetes way (SIGTERM, drain
+//     delay, start, ready) with the manifests' drain settings; retrying
+//     clients see every order acknowledged and no error.
 //
 // Short forms run in `make test`; `make chaos` (scripts/chaos.sh) runs the
 // long forms (-chaos.long) and appends the numbers to chaos/RESULTS.md.

@@ -161,6 +161,7 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("public listener (-listen): %w", err)
 	}
 	go func() { e.serveErr <- serveResult("public", e.front.Serve(e.ln)) }()
+	e.m.Ready.Set(1) // PostgreSQL answered the migrations; /readyz keeps it current
 	e.log.Info("orderflow started", "listen", e.ln.Addr().String(), "admin", e.adminLn.Addr().String(),
 		"kafka", brokers, "topic", cfg.KafkaTopic, "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
@@ -184,7 +185,18 @@ func serveResult(name string, err error) error {
 }
 
 // ready backs /readyz: not shutting down, and PostgreSQL answers.
+// Each check sets the orderflow_ready gauge.
 func (e *Engine) ready(ctx context.Context) error {
+	err := e.readiness(ctx)
+	if err != nil {
+		e.m.Ready.Set(0)
+	} else {
+		e.m.Ready.Set(1)
+	}
+	return err
+}
+
+func (e *Engine) readiness(ctx context.Context) error {
 	if e.shutting.Load() {
 		return errors.New("shutting down")
 	}
@@ -234,6 +246,7 @@ func (e *Engine) shutdown(ctx context.Context) error {
 		}
 	}
 	e.shutting.Store(true)
+	e.m.Ready.Set(0)
 	if e.cfg.DrainDelay > 0 {
 		step("drain delay", func() error {
 			select {

@@ -22,6 +22,9 @@ type Metrics struct {
 	InFlightRequests  prometheus.Gauge
 	InFlightCapacity  prometheus.Gauge
 	HandlerPanics     prometheus.Counter
+	// Ready is 1 while the last readiness check (each GET /readyz) passed
+	// and 0 once it failed or shutdown began.
+	Ready prometheus.Gauge
 
 	// Orders and status changes by result: created, duplicate, conflict,
 	// invalid, unprocessable, rejected, overloaded, failed, timeout.
@@ -88,6 +91,9 @@ func New() *Metrics {
 	})
 	m.HandlerPanics = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "orderflow_handler_panics_total", Help: "Handler panics recovered and answered 500.",
+	})
+	m.Ready = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "orderflow_ready", Help: "1 while the last readiness check (GET /readyz) passed, 0 after it failed or once shutdown began.",
 	})
 	m.Orders = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "orderflow_orders_total", Help: "Orders answered, by result.",
@@ -164,7 +170,7 @@ func New() *Metrics {
 	})
 
 	for _, c := range []prometheus.Collector{
-		m.HTTPRequests, m.HTTPDuration, m.AdmissionRejected, m.InFlightRequests, m.InFlightCapacity, m.HandlerPanics,
+		m.HTTPRequests, m.HTTPDuration, m.AdmissionRejected, m.InFlightRequests, m.InFlightCapacity, m.HandlerPanics, m.Ready,
 		m.Orders, m.StatusUpdates, m.QueueDepth, m.QueueCapacity, m.BatchRows, m.BatchBytes,
 		m.CommitSeconds, m.CommitErrors, m.DBRetries, m.DBBisections,
 		m.Published, m.PublishSeconds, m.PublishDropped, m.OutboxBacklog, m.OutboxOldestAge, m.OutboxDeleted, m.OutboxTruncated,
