@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"github.com/orderflow/orderflow/internal/enginetest"
+
 	"bufio"
 	"context"
 	"encoding/csv"
@@ -43,8 +45,8 @@ import (
 func TestRollingRestartBehindHAProxy(t *testing.T) {
 	haproxy := haproxyBinary(t)
 	drain, shutdown := manifestDrain(t)
-	cluster := newCluster(t)
-	dbURL := newDB(t)
+	cluster := enginetest.NewBroker(t)
+	dbURL := enginetest.NewDatabase(t)
 	var srvs []*serverProc
 	for range 3 {
 		s := newServerProc(t, dbURL, cluster.ListenAddrs(), "-drain-delay", drain.String(), "-shutdown-timeout", shutdown.String())
