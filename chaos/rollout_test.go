@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"github.com/orderflow/orderflow/internal/enginetest"
-
 	"bufio"
 	"context"
 	"encoding/csv"
@@ -18,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
 // TestRollingRestartBehindHAProxy puts HAProxy in front of three instances
