@@ -57,6 +57,21 @@ type Config struct {
 	// can still pass alone. Default: 256 MiB.
 	MaxInflightBodyBytes int64
 
+	// LingerTimeout bounds a lingering close. After an answer that closes
+	// the connection before the request was read to its end (413 for a
+	// body over the limit, 408, 431, 400 for a malformed request), the
+	// server shuts its sending side and reads and discards what the client
+	// still sends, for at most this long, so that the client reads the
+	// answer instead of a connection reset. Default: 10s.
+	LingerTimeout time.Duration
+	// LingerMaxBytes bounds the bytes discarded in one lingering close.
+	// Default: 1 GiB (64× the default bulk body limit).
+	LingerMaxBytes int64
+	// LingerMaxConns bounds the connections in a lingering close at once;
+	// past it a connection is closed at once (its client may see a reset).
+	// Default: 1024.
+	LingerMaxConns int
+
 	// APIKeys are the accepted bearer tokens. Empty: authentication is off
 	// and every request is anonymous (rate-limited per client IP only).
 	// With keys, a request without `Authorization: Bearer <a key>` gets 401.
@@ -130,6 +145,9 @@ func DefaultConfig() Config {
 		RetryAfter:        time.Second,
 
 		MaxInflightBodyBytes: 256 << 20,
+		LingerTimeout:        10 * time.Second,
+		LingerMaxBytes:       1 << 30,
+		LingerMaxConns:       1024,
 		MaxTrackedIPs:        100000,
 		RedisTimeout:         50 * time.Millisecond,
 		Decoder:              DecoderScanner,
@@ -172,6 +190,11 @@ func (c *Config) fill() {
 	setD(&c.RetryAfter, d.RetryAfter)
 	setD(&c.RedisTimeout, d.RedisTimeout)
 	set(&c.MaxTrackedIPs, d.MaxTrackedIPs)
+	set(&c.LingerMaxConns, d.LingerMaxConns)
+	setD(&c.LingerTimeout, d.LingerTimeout)
+	if c.LingerMaxBytes == 0 {
+		c.LingerMaxBytes = d.LingerMaxBytes
+	}
 	if c.MaxInflightBodyBytes == 0 {
 		c.MaxInflightBodyBytes = d.MaxInflightBodyBytes
 	}
@@ -232,6 +255,9 @@ const (
 	FlagRetryAfter           = "ingest.retry-after"
 	FlagMaxInflightBodyBytes = "ingest.max-inflight-body-bytes"
 	FlagDecoder              = "ingest.decoder"
+	FlagLingerTimeout        = "ingest.linger-timeout"
+	FlagLingerMaxBytes       = "ingest.linger-max-bytes"
+	FlagLingerMaxConns       = "ingest.linger-max-conns"
 
 	FlagPerKeyLimit   = "ratelimit.per-key"
 	FlagPerIPLimit    = "ratelimit.per-ip"
@@ -257,6 +283,9 @@ func (c *Config) Settings() []conf.Setting {
 		conf.Int(&c.MaxConns, FlagMaxConns, "open connections limit").Min(1),
 		conf.Duration(&c.RetryAfter, FlagRetryAfter, "Retry-After sent with 503 (rounded up to seconds)").Min(1),
 		conf.Int(&c.MaxInflightBodyBytes, FlagMaxInflightBodyBytes, "request body bytes (raw + gunzipped) held by requests in progress; more get 503 at once").Min(1),
+		conf.Duration(&c.LingerTimeout, FlagLingerTimeout, "after an answer sent before its request was read to the end (413), how long the server keeps reading and discarding what the client still sends before it closes").Min(1),
+		conf.Int(&c.LingerMaxBytes, FlagLingerMaxBytes, "bytes read and discarded at most after such an answer before the connection is closed").Min(1),
+		conf.Int(&c.LingerMaxConns, FlagLingerMaxConns, "connections reading and discarding after such an answer at once; past it a connection is closed at once").Min(1),
 		conf.String(&c.Decoder, FlagDecoder, "order body decoder: "+DecoderScanner+" (strict hand-written, the fastest) or "+DecoderJsoniter+" (the same answers on jsoniter's Iterator, 2-4x slower); status bodies always use the scanner").OneOf(DecoderScanner, DecoderJsoniter),
 
 		conf.Var(&c.PerKeyLimit, FlagPerKeyLimit, "each API key's limit RATE[,BURST] in requests/s (burst default ceil(RATE)); 0: off"),

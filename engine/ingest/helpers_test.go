@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -200,6 +201,12 @@ func (r resp) String() string {
 
 // do sends one request; hdr is key, value pairs.
 func do(c *fasthttp.Client, method, path, ct string, body []byte, hdr ...string) resp {
+	return doFramed(c, method, path, ct, body, false, hdr...)
+}
+
+// doFramed is do that sends the body chunked (of unknown length) when
+// chunked is set.
+func doFramed(c *fasthttp.Client, method, path, ct string, body []byte, chunked bool, hdr ...string) resp {
 	req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(res)
@@ -211,7 +218,11 @@ func do(c *fasthttp.Client, method, path, ct string, body []byte, hdr ...string)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	req.SetBody(body)
+	if chunked {
+		req.SetBodyStream(bytes.NewReader(body), -1)
+	} else {
+		req.SetBody(body)
+	}
 	if err := c.DoTimeout(req, res, 30*time.Second); err != nil {
 		return resp{err: err}
 	}

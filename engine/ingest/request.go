@@ -17,14 +17,16 @@ var (
 
 // body returns the request body, un-gzipped when Content-Encoding says so,
 // and enforces limit on the decompressed size. It answers the request and
-// returns ok=false when the body cannot be used. The returned slice is
-// valid only until the handler returns.
+// returns ok=false when the body cannot be used; a 413 closes the
+// connection, as the transport's 413 does. The returned slice is valid only
+// until the handler returns.
 func (s *Server) body(ctx *fasthttp.RequestCtx, limit int) ([]byte, bool) {
 	enc := ctx.Request.Header.ContentEncoding()
 	raw := ctx.PostBody()
 	switch {
 	case len(enc) == 0 || bytes.EqualFold(enc, encIdentity):
 		if len(raw) > limit {
+			lingerOnClose(ctx)
 			s.writeAnswer(ctx, bodyTooLarge(limit, false))
 			return nil, false
 		}
@@ -32,6 +34,7 @@ func (s *Server) body(ctx *fasthttp.RequestCtx, limit int) ([]byte, bool) {
 	case bytes.EqualFold(enc, encGzip):
 		out, err := ctx.Request.BodyGunzipWithLimit(limit)
 		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+			lingerOnClose(ctx)
 			s.writeAnswer(ctx, bodyTooLarge(limit, true))
 			return nil, false
 		}

@@ -116,10 +116,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // handleTransportError answers errors fasthttp meets before the handler
-// runs (transportAnswer).
+// runs (transportAnswer). The request was not read to its end, so the
+// connection closes by lingering.
 func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Reset()
-	ctx.SetConnectionClose()
+	lingerOnClose(ctx)
 	a := transportAnswer(err)
 	s.writeAnswer(ctx, a)
 	s.perRoute[routeOther].observe(a.status, 0)

@@ -66,6 +66,7 @@ type Server struct {
 	sem        chan struct{} // admission slots; capacity = MaxInflight
 	bodyBytes  atomic.Int64  // body bytes held by admitted requests; ≤ MaxInflightBodyBytes unless one alone
 	guard      *guard        // nil: no auth and no rate limits (the hot path pays one nil check)
+	linger     *lingerer     // lingering closes of the connections Serve accepts
 	rejected   [numReasons]prometheus.Counter
 	retryAfter []byte
 	perRoute   [numRoutes]routeMetrics
@@ -97,6 +98,7 @@ func New(cfg Config, deps Deps, m *metrics.Metrics, log *slog.Logger) (*Server, 
 		s.rejected[r] = m.AdmissionRejected.WithLabelValues(reasonNames[r])
 	}
 	s.guard = newGuard(&cfg, deps.Redis, m, log)
+	s.linger = newLingerer(&cfg, m)
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("authentication is off: no API keys configured (-auth.keys-file or ORDERFLOW_API_KEYS); every request is anonymous")
 	} else {
@@ -140,9 +142,11 @@ func New(cfg Config, deps Deps, m *metrics.Metrics, log *slog.Logger) (*Server, 
 // caller's choice (tests use fasthttputil.InmemoryListener through Serve).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
-// Serve accepts connections on ln until Shutdown. It blocks.
+// Serve accepts connections on ln until Shutdown. It blocks. A connection
+// closed after an answer the request was not read to its end for (413)
+// closes by lingering (linger.go).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(ln)
+	return s.srv.Serve(s.linger.listener(ln))
 }
 
 // Shutdown stops accepting connections, lets requests in progress finish
@@ -150,7 +154,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // returns when all connections are closed or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutting.Store(true)
-	return s.srv.ShutdownWithContext(ctx)
+	err := s.srv.ShutdownWithContext(ctx)
+	s.linger.shutdown(ctx)
+	return err
 }
 
 type fasthttpLogger struct{ log *slog.Logger }

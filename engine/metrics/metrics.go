@@ -24,7 +24,10 @@ type Metrics struct {
 	HandlerPanics     prometheus.Counter
 	// Ready is 1 while the last readiness check (each GET /readyz) passed
 	// and 0 once it failed or shutdown began.
-	Ready prometheus.Gauge
+	Ready        prometheus.Gauge
+	LingerClosed *prometheus.CounterVec // end: client_closed, byte_bound, time_bound, busy, shutdown
+	LingerBytes  prometheus.Counter
+	Lingering    prometheus.Gauge
 
 	// Orders and status changes by result: created, duplicate, conflict,
 	// invalid, unprocessable, rejected, overloaded, failed, timeout.
@@ -94,6 +97,15 @@ func New() *Metrics {
 	})
 	m.Ready = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "orderflow_ready", Help: "1 while the last readiness check (GET /readyz) passed, 0 after it failed or once shutdown began.",
+	})
+	m.LingerClosed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderflow_http_lingering_closes_total", Help: "Connections closed after an error answer (such as 413) by a lingering close: the server half-closed them and discarded what the client still sent, until the client closed (client_closed), -ingest.linger-max-bytes (byte_bound) or -ingest.linger-timeout (time_bound) was reached, or the server shut down (shutdown); busy: -ingest.linger-max-conns were lingering already, so it was closed at once.",
+	}, []string{"end"})
+	m.LingerBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "orderflow_http_lingering_discarded_bytes_total", Help: "Bytes read and discarded from connections in a lingering close (the rest of refused request bodies).",
+	})
+	m.Lingering = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "orderflow_http_lingering_connections", Help: "Connections in a lingering close now (at most -ingest.linger-max-conns).",
 	})
 	m.Orders = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "orderflow_orders_total", Help: "Orders answered, by result.",
@@ -171,6 +183,7 @@ func New() *Metrics {
 
 	for _, c := range []prometheus.Collector{
 		m.HTTPRequests, m.HTTPDuration, m.AdmissionRejected, m.InFlightRequests, m.InFlightCapacity, m.HandlerPanics, m.Ready,
+		m.LingerClosed, m.LingerBytes, m.Lingering,
 		m.Orders, m.StatusUpdates, m.QueueDepth, m.QueueCapacity, m.BatchRows, m.BatchBytes,
 		m.CommitSeconds, m.CommitErrors, m.DBRetries, m.DBBisections,
 		m.Published, m.PublishSeconds, m.PublishDropped, m.OutboxBacklog, m.OutboxOldestAge, m.OutboxDeleted, m.OutboxTruncated,
