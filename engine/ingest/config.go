@@ -59,7 +59,7 @@ type Config struct {
 
 	// LingerTimeout bounds a lingering close. After an answer that closes
 	// the connection before the request was read to its end (413 for a
-	// body over the limit, 408, 431, 400 for a malformed request), the
+	// body over the limit, 431, 400 for a malformed request; not 408), the
 	// server shuts its sending side and reads and discards what the client
 	// still sends, for at most this long, so that the client reads the
 	// answer instead of a connection reset. Default: 10s.

@@ -60,10 +60,11 @@ type lingerer struct {
 	maxBytes int64
 	slots    chan struct{} // capacity LingerMaxConns; a lingering goroutine holds one
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{} // lingering now; Shutdown cuts them
-	cut   bool                  // Shutdown's deadline passed: no new lingering, cut the rest
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{} // lingering now; Shutdown cuts them
+	closing bool                  // Shutdown began: no new lingering (wg.Add only before)
+	cut     bool                  // Shutdown's context ended: the rest were cut
+	wg      sync.WaitGroup
 
 	ended     [numLingerEnds]prometheus.Counter
 	discarded prometheus.Counter
@@ -146,7 +147,7 @@ func lingerOnClose(ctx *fasthttp.RequestCtx) {
 }
 
 // start hands c to a lingering goroutine. It returns false when none may
-// start (LingerMaxConns lingering already, or shutting down): the caller
+// start (LingerMaxConns lingering already, or Shutdown began): the caller
 // closes c at once.
 func (l *lingerer) start(c net.Conn) bool {
 	select {
@@ -156,7 +157,7 @@ func (l *lingerer) start(c net.Conn) bool {
 		return false
 	}
 	l.mu.Lock()
-	if l.cut {
+	if l.closing {
 		l.mu.Unlock()
 		<-l.slots
 		l.ended[endShutdown].Inc()
@@ -216,6 +217,9 @@ func (l *lingerer) drain(c net.Conn) lingerEnd {
 // cuts the rest (a client still sending may see a reset) and waits for
 // their goroutines.
 func (l *lingerer) shutdown(ctx context.Context) {
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
 	done := make(chan struct{})
 	go func() { l.wg.Wait(); close(done) }()
 	select {

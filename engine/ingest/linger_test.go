@@ -474,3 +474,28 @@ func TestLingeringBusyAndShutdown(t *testing.T) {
 		t.Errorf("lingering client: answer %q; want 413", lines[0])
 	}
 }
+
+// A request not read in time (408) closes at once: a client that slow gets
+// no lingering time. Made to fail once by lingering after a 408 too: the
+// gauge read 1 once the client saw the end of stream.
+func TestTimedOutRequestDoesNotLinger(t *testing.T) {
+	ts := newTestServer(t, Config{ReadTimeout: 200 * time.Millisecond}, nil)
+	conn, err := net.Dial("tcp", ts.serveTCP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := io.ReadAll(conn) // to the server's FIN: its Close, or a lingering close's half-close
+	if !bytes.HasPrefix(answer, []byte("HTTP/1.1 408")) {
+		t.Fatalf("answer %q (%v); want 408", answer, err)
+	}
+	// A lingering close counts itself before it half-closes, so the gauge
+	// is settled once the client has read the end of stream.
+	if g := gauge(ts.m.Lingering); g != 0 {
+		t.Errorf("lingering gauge = %v after a 408; want 0", g)
+	}
+}

@@ -117,11 +117,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 // handleTransportError answers errors fasthttp meets before the handler
 // runs (transportAnswer). The request was not read to its end, so the
-// connection closes by lingering.
+// connection closes by lingering, unless the client was too slow to send
+// it in time (408): a client that slow gets no more time.
 func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Reset()
-	lingerOnClose(ctx)
 	a := transportAnswer(err)
+	if a.status == fasthttp.StatusRequestTimeout {
+		ctx.SetConnectionClose()
+	} else {
+		lingerOnClose(ctx)
+	}
 	s.writeAnswer(ctx, a)
 	s.perRoute[routeOther].observe(a.status, 0)
 }
