@@ -83,6 +83,13 @@ type Config struct {
 	// PerIPLimit is each client IP's token bucket, applied to every request
 	// before authentication. Zero Rate: no per-IP limit. Default: off.
 	PerIPLimit Limit
+	// TrustedProxies are the networks (CIDR prefixes, or single addresses)
+	// of the load balancers and proxies in front of the server. Only when
+	// the TCP peer is in one of them is X-Forwarded-For read, and then its
+	// right-most address outside them is the client IP the per-IP limit
+	// keys on. Empty: the TCP peer is the client (X-Forwarded-For is
+	// ignored). Default: empty.
+	TrustedProxies []string
 	// MaxTrackedIPs bounds the per-IP buckets kept in memory; idle (full)
 	// buckets are evicted first. Default: 100000.
 	MaxTrackedIPs int
@@ -259,10 +266,11 @@ const (
 	FlagLingerMaxBytes       = "ingest.linger-max-bytes"
 	FlagLingerMaxConns       = "ingest.linger-max-conns"
 
-	FlagPerKeyLimit   = "ratelimit.per-key"
-	FlagPerIPLimit    = "ratelimit.per-ip"
-	FlagMaxTrackedIPs = "ratelimit.max-tracked-ips"
-	FlagRedisTimeout  = "ratelimit.redis-timeout"
+	FlagPerKeyLimit    = "ratelimit.per-key"
+	FlagPerIPLimit     = "ratelimit.per-ip"
+	FlagMaxTrackedIPs  = "ratelimit.max-tracked-ips"
+	FlagTrustedProxies = "ingest.trusted-proxies"
+	FlagRedisTimeout   = "ratelimit.redis-timeout"
 )
 
 // Settings lists c's settings but APIKeys (read from a file and the
@@ -290,6 +298,7 @@ func (c *Config) Settings() []conf.Setting {
 
 		conf.Var(&c.PerKeyLimit, FlagPerKeyLimit, "each API key's limit RATE[,BURST] in requests/s (burst default ceil(RATE)); 0: off"),
 		conf.Var(&c.PerIPLimit, FlagPerIPLimit, "each client IP's limit RATE[,BURST] in requests/s, before authentication; 0: off"),
+		conf.List(&c.TrustedProxies, FlagTrustedProxies, "comma-separated CIDR prefixes (or addresses) of trusted load balancers and proxies: only from such a peer is the right-most untrusted address of X-Forwarded-For the client IP (for -"+FlagPerIPLimit+"); empty: the TCP peer is the client"),
 		conf.Int(&c.MaxTrackedIPs, FlagMaxTrackedIPs, "per-IP buckets kept in memory at most (idle ones are evicted first)").Min(1),
 		conf.Duration(&c.RedisTimeout, FlagRedisTimeout, "longest wait for Redis per request before the local limit decides").Min(1).DeprecatedNames("redis-timeout"),
 	}
@@ -316,6 +325,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.PerIPLimit.validate("-" + FlagPerIPLimit); err != nil {
+		return err
+	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
 		return err
 	}
 	names := make(map[string]bool, len(c.APIKeys))

@@ -112,7 +112,7 @@ var (
 func (g *guard) check(s *Server, ctx *fasthttp.RequestCtx) bool {
 	now := time.Now()
 	if g.ip != nil {
-		ip := ipKey(ctx.RemoteIP())
+		ip := s.clientIP(ctx) // the TCP peer, or behind a trusted proxy the client it names
 		d := g.allowIP(ip, now)
 		if !d.allowed {
 			g.rejIP.Inc()

@@ -275,3 +275,16 @@ func rejected(m *metrics.Metrics, reason string) float64 {
 // tcpAddr is a client address for DialWithLocalAddr: the server sees it as
 // the peer, so per-IP limits can be tested in memory.
 func tcpAddr(ip string) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: 40000} }
+
+// dialTCP connects to addr with a deadline of d on the connection; the
+// test closes it when it ends.
+func dialTCP(t testing.TB, addr string, d time.Duration) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(d))
+	return conn
+}

@@ -370,12 +370,7 @@ func TestOversizedBodiesAtOnceKeepHeapFlat(t *testing.T) {
 // how long after the answer the writes started failing.
 func streamForever(t *testing.T, addr string, dribble bool) (line string, eof bool, closedAfter time.Duration) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
+	conn := dialTCP(t, addr, 60*time.Second)
 	if _, err := fmt.Fprintf(conn, "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", int64(1)<<40); err != nil {
 		t.Fatal(err)
 	}
@@ -480,12 +475,7 @@ func TestLingeringBusyAndShutdown(t *testing.T) {
 // gauge read 1 once the client saw the end of stream.
 func TestTimedOutRequestDoesNotLinger(t *testing.T) {
 	ts := newTestServer(t, Config{ReadTimeout: 200 * time.Millisecond}, nil)
-	conn, err := net.Dial("tcp", ts.serveTCP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialTCP(t, ts.serveTCP(), 10*time.Second)
 	if _, err := conn.Write([]byte("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")); err != nil {
 		t.Fatal(err)
 	}

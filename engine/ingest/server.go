@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -63,10 +64,11 @@ type Server struct {
 	srv    *fasthttp.Server
 	decode orderDecoder // Config.Decoder
 
-	sem        chan struct{} // admission slots; capacity = MaxInflight
-	bodyBytes  atomic.Int64  // body bytes held by admitted requests; ≤ MaxInflightBodyBytes unless one alone
-	guard      *guard        // nil: no auth and no rate limits (the hot path pays one nil check)
-	linger     *lingerer     // lingering closes of the connections Serve accepts
+	sem        chan struct{}  // admission slots; capacity = MaxInflight
+	bodyBytes  atomic.Int64   // body bytes held by admitted requests; ≤ MaxInflightBodyBytes unless one alone
+	guard      *guard         // nil: no auth and no rate limits (the hot path pays one nil check)
+	linger     *lingerer      // lingering closes of the connections Serve accepts
+	proxies    []netip.Prefix // Config.TrustedProxies (proxy.go)
 	rejected   [numReasons]prometheus.Counter
 	retryAfter []byte
 	perRoute   [numRoutes]routeMetrics
@@ -97,6 +99,7 @@ func New(cfg Config, deps Deps, m *metrics.Metrics, log *slog.Logger) (*Server, 
 	for r := range s.rejected {
 		s.rejected[r] = m.AdmissionRejected.WithLabelValues(reasonNames[r])
 	}
+	s.proxies, _ = parseProxies(cfg.TrustedProxies) // checked by Validate
 	s.guard = newGuard(&cfg, deps.Redis, m, log)
 	s.linger = newLingerer(&cfg, m)
 	if len(cfg.APIKeys) == 0 {
@@ -104,7 +107,7 @@ func New(cfg Config, deps Deps, m *metrics.Metrics, log *slog.Logger) (*Server, 
 	} else {
 		log.Info("authentication on", "api_keys", len(cfg.APIKeys))
 	}
-	log.Info("rate limits", "per_key", cfg.PerKeyLimit.String(), "per_ip", cfg.PerIPLimit.String(), "shared_in_redis", deps.Redis != nil)
+	log.Info("rate limits", "per_key", cfg.PerKeyLimit.String(), "per_ip", cfg.PerIPLimit.String(), "shared_in_redis", deps.Redis != nil, "trusted_proxies", len(s.proxies))
 	log.Info("order decoder", "decoder", cfg.Decoder)
 	for r := range s.perRoute {
 		s.perRoute[r].init(m, routes[r].name)
