@@ -1,10 +1,16 @@
 // Package ingest is orderflow's front door: the fasthttp server for the
 // public API and the admin handler (metrics, pprof, health, and the API's
 // OpenAPI document at /openapi.yaml). fasthttp reads a request within
-// ReadTimeout, MaxHeaderBytes (431) and the route's body limit (413). The
-// handler finds the route in the route table (route.go),
-// then the guard (guard.go) judges it on headers alone, before any body
-// work: per-IP token bucket (429), API key (401), the key's own bucket
+// ReadTimeout, MaxHeaderBytes (431) and the route's body limit (413). An
+// answer sent before the request was read to its end (a 413, 431 or 400
+// from fasthttp, or a 413 after gunzip) closes the connection by lingering
+// (linger.go): half-close, read and discard what the client still sends
+// within LingerMaxBytes and LingerTimeout, then close, so the client reads
+// the answer instead of a reset. The handler finds the route in the route
+// table (route.go), then the guard (guard.go) judges it on headers alone,
+// before any body work: per-IP token bucket keyed on the client IP (the
+// TCP peer, or behind a trusted proxy the right-most untrusted
+// X-Forwarded-For address: proxy.go) (429), API key (401), the key's own bucket
 // (429); buckets are local (x/time/rate) or, with Deps.Redis, shared by
 // every instance (redis_rate). The body is gunzipped within the limit
 // (request.go), then the request is admitted (admit.go): its body bytes
@@ -30,5 +36,6 @@
 // commit.go (submit and wait), orders.go (POST and GET of one order),
 // status.go (one status change), bulk.go (both bulk endpoints), metrics.go
 // (metric labels, per-route collectors), pool.go (buffer and timer pools),
-// config.go (Config), admin.go (the admin listener).
+// linger.go (lingering close), proxy.go (client IP behind trusted
+// proxies), config.go (Config), admin.go (the admin listener).
 package ingest
