@@ -58,6 +58,7 @@ type Metrics struct {
 	// PostgresSettingBad is 1 per setting (and value) found unsafe at start.
 	PostgresSettingBad *prometheus.GaugeVec
 	ProducerBuffered   prometheus.Gauge       // records buffered in the Kafka client
+	KafkaAuthFailures  *prometheus.CounterVec // by kind: sasl, tls
 	SweepRuns          *prometheus.CounterVec // result: ok, error
 
 	// Catalog.
@@ -168,6 +169,9 @@ func New() *Metrics {
 	m.ProducerBuffered = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "orderflow_producer_buffered_records", Help: "Records buffered in the Kafka client, not yet acknowledged.",
 	})
+	m.KafkaAuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderflow_kafka_auth_failures_total", Help: "Connections to Kafka refused for authentication, by kind (sasl: credentials or mechanism refused; tls: handshake or certificate refused). Events stay in the outbox until it succeeds.",
+	}, []string{"kind"})
 	m.SweepRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "orderflow_outbox_sweeps_total", Help: "Outbox sweeper runs, by result.",
 	}, []string{"result"})
@@ -187,7 +191,7 @@ func New() *Metrics {
 		m.Orders, m.StatusUpdates, m.QueueDepth, m.QueueCapacity, m.BatchRows, m.BatchBytes,
 		m.CommitSeconds, m.CommitErrors, m.DBRetries, m.DBBisections,
 		m.Published, m.PublishSeconds, m.PublishDropped, m.OutboxBacklog, m.OutboxOldestAge, m.OutboxDeleted, m.OutboxTruncated,
-		m.PostgresSettingBad, m.ProducerBuffered, m.SweepRuns,
+		m.PostgresSettingBad, m.ProducerBuffered, m.KafkaAuthFailures, m.SweepRuns,
 		m.CatalogProducts, m.CatalogRefreshes, m.CatalogAgeSeconds,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

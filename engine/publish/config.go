@@ -1,9 +1,7 @@
 package publish
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -100,6 +98,10 @@ type Config struct {
 	// JSON compresses about 2.5×, which the broker stores and replicates,
 	// for a small producer CPU cost).
 	Compression string
+
+	// Security is TLS and SASL towards the brokers (flags -kafka.tls*,
+	// -kafka.sasl-*). Default: plaintext, no authentication.
+	Security Security
 }
 
 // Defaults used by DefaultConfig.
@@ -212,12 +214,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-%s: %v, want more than -%s (%v) so the sweeper does not republish records still in flight",
 			FlagSweepGrace, c.SweepGrace, FlagDeliveryTimeout, c.DeliveryTimeout)
 	}
-	return nil
+	return c.Security.validate()
 }
 
 // kgoOpts translates c into franz-go options: the one place functional
-// options appear. log may be nil.
-func (c Config) kgoOpts(log *slog.Logger) []kgo.Opt {
+// options appear (Security's come from Security.kgoOpts). log, the
+// client's logger and hooks, may be nil.
+func (c Config) kgoOpts(log *kgoLogger) []kgo.Opt {
 	codec := kgo.SnappyCompression()
 	if c.Compression == "none" {
 		codec = kgo.NoCompression()
@@ -257,25 +260,7 @@ func (c Config) kgoOpts(log *slog.Logger) []kgo.Opt {
 		opts = append(opts, kgo.ClientID(c.ClientID))
 	}
 	if log != nil {
-		opts = append(opts, kgo.WithLogger(kgoLogger{log}))
+		opts = append(opts, kgo.WithLogger(log), kgo.WithHooks(log))
 	}
 	return opts
-}
-
-// kgoLogger passes the client's warnings and errors to slog.
-type kgoLogger struct{ l *slog.Logger }
-
-func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	lvl := slog.LevelInfo
-	switch level {
-	case kgo.LogLevelError:
-		lvl = slog.LevelError
-	case kgo.LogLevelWarn:
-		lvl = slog.LevelWarn
-	case kgo.LogLevelDebug:
-		lvl = slog.LevelDebug
-	}
-	k.l.Log(context.Background(), lvl, "kafka client: "+msg, keyvals...)
 }

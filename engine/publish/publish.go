@@ -83,6 +83,7 @@ type Publisher struct {
 	cfg    Config
 	ob     Outbox
 	cl     *kgo.Client
+	klog   *kgoLogger // the client's logger and hooks
 	log    *slog.Logger
 	m      *metrics.Metrics
 	gate   *gate
@@ -135,7 +136,12 @@ func New(cfg Config, ob Outbox, m *metrics.Metrics, log *slog.Logger) (*Publishe
 	if log == nil {
 		log = slog.Default()
 	}
-	cl, err := kgo.NewClient(cfg.kgoOpts(log)...)
+	sec, err := cfg.Security.kgoOpts()
+	if err != nil {
+		return nil, err
+	}
+	klog := newKgoLogger(log, m.KafkaAuthFailures, cfg.Security)
+	cl, err := kgo.NewClient(append(cfg.kgoOpts(klog), sec...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -143,6 +149,7 @@ func New(cfg Config, ob Outbox, m *metrics.Metrics, log *slog.Logger) (*Publishe
 		cfg:          cfg,
 		ob:           ob,
 		cl:           cl,
+		klog:         klog,
 		log:          log,
 		m:            m,
 		gate:         newGate(),
@@ -181,6 +188,7 @@ func (p *Publisher) Start() {
 	p.sweepWG.Go(func() { p.sweepLoop(ctx) })
 	p.sweepWG.Go(func() { p.gaugeLoop(ctx) })
 	p.ackWG.Go(p.ackLoop)
+	p.sweepWG.Go(func() { p.probe(ctx) })
 }
 
 // Shutdown stops the sweeper (a sweep in progress is abandoned and its

@@ -71,9 +71,11 @@ func NewConsumer(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
 // since every matching record of the last poll is kept (so asking for one
 // more than expected shows extras). Each returned record is checked
 // against api/asyncapi.yaml and its event schema (apitest.CheckRecord).
-func Consume(t testing.TB, brokers []string, keyPrefix string, want int, within time.Duration) []*kgo.Record {
+// opts are passed to NewConsumer (TLS, SASL for a broker that requires
+// them).
+func Consume(t testing.TB, brokers []string, keyPrefix string, want int, within time.Duration, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	return consume(t, brokers, keyPrefix, want, within, true)
+	return consume(t, brokers, keyPrefix, want, within, true, opts...)
 }
 
 // ConsumeRaw is Consume without the contract check, for records that are
@@ -83,9 +85,9 @@ func ConsumeRaw(t testing.TB, brokers []string, keyPrefix string, want int, with
 	return consume(t, brokers, keyPrefix, want, within, false)
 }
 
-func consume(t testing.TB, brokers []string, keyPrefix string, want int, within time.Duration, check bool) []*kgo.Record {
+func consume(t testing.TB, brokers []string, keyPrefix string, want int, within time.Duration, check bool, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	cl := NewConsumer(t, brokers)
+	cl := NewConsumer(t, brokers, opts...)
 	defer cl.Close()
 	var out []*kgo.Record
 	deadline := time.Now().Add(within)
