@@ -36,6 +36,12 @@ type Options struct {
 	Settings map[string]string
 	// Database, when set, is created at start. Default: none.
 	Database string
+	// Files are written into the data directory after initdb, before the
+	// first start, readable by the server alone (mode 0600, owned by its OS
+	// user), e.g. a TLS certificate and key; Settings name them relative to
+	// the data directory ({"ssl": "on", "ssl_cert_file": "server.crt"}).
+	// Default: none.
+	Files map[string][]byte
 	// DirPrefix names the temporary directory (os.MkdirTemp pattern).
 	// Default: "orderflow-pg-".
 	DirPrefix string
@@ -112,6 +118,9 @@ func (s *Server) init(ctx context.Context) error {
 	if out, err := s.run(filepath.Join(s.bin, "initdb"), "-D", s.DataDir(), "-U", "root", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"); err != nil {
 		return fmt.Errorf("private PostgreSQL: initdb: %w\n%s", err, out)
 	}
+	if err := s.writeFiles(); err != nil {
+		return err
+	}
 	if err := s.Start(); err != nil {
 		return err
 	}
@@ -119,6 +128,28 @@ func (s *Server) init(ctx context.Context) error {
 		return nil
 	}
 	return s.CreateDatabase(ctx, s.opts.Database)
+}
+
+// writeFiles writes Options.Files into the data directory, owned by the
+// data directory's owner.
+func (s *Server) writeFiles() error {
+	fi, err := os.Stat(s.DataDir())
+	if err != nil {
+		return fmt.Errorf("private PostgreSQL: %w", err)
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	for name, data := range s.opts.Files {
+		path := filepath.Join(s.DataDir(), name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return fmt.Errorf("private PostgreSQL: %w", err)
+		}
+		if st != nil && os.Geteuid() == 0 {
+			if err := os.Chown(path, int(st.Uid), int(st.Gid)); err != nil {
+				return fmt.Errorf("private PostgreSQL: chown %s: %w", path, err)
+			}
+		}
+	}
+	return nil
 }
 
 // freePort returns a TCP port free on 127.0.0.1 right now.
