@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -171,24 +169,6 @@ func authFailures(t *testing.T, adminURL, kind string) float64 {
 	return 0
 }
 
-// syncBuffer is a bytes.Buffer safe for the engine's concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // With a wrong SASL password the server still takes orders (Kafka is not on
 // the acknowledgement path), logs the authentication failure at start and
 // then at most every 5 seconds, counts it in a metric, keeps every event in
@@ -198,7 +178,7 @@ func TestKafkaWrongPasswordKeepsEventsUntilFixed(t *testing.T) {
 	const wrong = "not-the-Kafka-pa55word"
 	ca := testcert.NewCA(t, "kafka")
 	broker := tlsBroker(t, ca, false, saslBrokerOpts()...)
-	var logs syncBuffer
+	var logs enginetest.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sec := publish.Security{TLS: true, TLSCAFile: ca.File, SASLMechanism: publish.SASLScramSHA256,
 		SASLUsername: kafkaUser, SASLPassword: wrong}

@@ -99,8 +99,9 @@ type Config struct {
 	// for a small producer CPU cost).
 	Compression string
 
-	// Security is TLS and SASL towards the brokers (flags -kafka.tls*,
-	// -kafka.sasl-*). Default: plaintext, no authentication.
+	// Security is TLS and SASL towards the brokers (flags -kafka.tls,
+	// -kafka.sasl-mechanism and the others Security lists). Default:
+	// plaintext, no authentication.
 	Security Security
 }
 
@@ -180,7 +181,7 @@ const (
 // Settings lists c's settings but Brokers and Topic (the engine's), bound to
 // c's fields, with their bounds.
 func (c *Config) Settings() []conf.Setting {
-	return []conf.Setting{
+	return append([]conf.Setting{
 		conf.String(&c.Source, FlagSource, "CloudEvents ce_source of published events"),
 		conf.Int(&c.MaxBufferedRecords, FlagMaxBufferedRecords, "records the Kafka client holds unacknowledged before the fast path leaves events to the sweeper").Min(1),
 		conf.Int(&c.MaxBufferedBytes, FlagMaxBufferedBytes, "bytes of those records at most (at least 1 MiB, so that any event fits)").Min(1 << 20),
@@ -194,7 +195,7 @@ func (c *Config) Settings() []conf.Setting {
 		conf.Duration(&c.MetadataMinAge, FlagMetadataMinAge, "least time between the Kafka client's metadata refreshes (0: the client's default, 5s)").Min(0),
 		conf.String(&c.ClientID, FlagClientID, "Kafka client id (empty: the client's default, kgo)"),
 		conf.String(&c.Compression, FlagCompression, "producer batch compression: snappy or none").OneOf("snappy", "none"),
-	}
+	}, c.Security.settings()...)
 }
 
 // Validate reports the first setting that is out of range or does not go

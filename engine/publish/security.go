@@ -20,6 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/orderflow/orderflow/internal/conf"
 )
 
 // SASL mechanisms Security.SASLMechanism accepts.
@@ -28,6 +30,36 @@ const (
 	SASLScramSHA256 = "SCRAM-SHA-256"
 	SASLScramSHA512 = "SCRAM-SHA-512"
 )
+
+// Flag names of the Security settings; the password's environment variable
+// is conf.EnvName(FlagSASLPassword), ORDERFLOW_KAFKA_SASL_PASSWORD.
+const (
+	FlagTLS              = "kafka.tls"
+	FlagTLSCAFile        = "kafka.tls-ca-file"
+	FlagTLSCertFile      = "kafka.tls-cert-file"
+	FlagTLSKeyFile       = "kafka.tls-key-file"
+	FlagTLSServerName    = "kafka.tls-server-name"
+	FlagSASLMechanism    = "kafka.sasl-mechanism"
+	FlagSASLUsername     = "kafka.sasl-username"
+	FlagSASLPassword     = "kafka.sasl-password"
+	FlagSASLPasswordFile = "kafka.sasl-password-file"
+)
+
+// settings lists s's settings bound to its fields; the password is
+// environment-only.
+func (s *Security) settings() []conf.Setting {
+	return []conf.Setting{
+		conf.Bool(&s.TLS, FlagTLS, "dial the brokers with TLS (1.2 or later), checking their certificates against -"+FlagTLSCAFile+" or the system roots"),
+		conf.String(&s.TLSCAFile, FlagTLSCAFile, "PEM file of the CAs the brokers' certificates must chain to (needs -"+FlagTLS+"); empty: the system roots"),
+		conf.String(&s.TLSCertFile, FlagTLSCertFile, "PEM client certificate for mutual TLS, with -"+FlagTLSKeyFile+" (needs -"+FlagTLS+"); empty: none"),
+		conf.String(&s.TLSKeyFile, FlagTLSKeyFile, "PEM key of -"+FlagTLSCertFile+"; empty: none"),
+		conf.String(&s.TLSServerName, FlagTLSServerName, "name the brokers' certificates must carry (needs -"+FlagTLS+"); empty: each broker's host as dialled"),
+		conf.String(&s.SASLMechanism, FlagSASLMechanism, "SASL mechanism: PLAIN (only with -"+FlagTLS+": it sends the password as is), SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL"),
+		conf.String(&s.SASLUsername, FlagSASLUsername, "SASL user (required with -"+FlagSASLMechanism+"); empty: none"),
+		conf.String(&s.SASLPassword, FlagSASLPassword, "SASL password, environment only (a command line shows in ps); or -"+FlagSASLPasswordFile+"; empty: none").Secret(),
+		conf.String(&s.SASLPasswordFile, FlagSASLPasswordFile, "file holding the SASL password (trailing line break ignored), read at start; empty: the password comes from "+conf.EnvName(FlagSASLPassword)),
+	}
+}
 
 // Security is how the publisher reaches the brokers: TLS (mutual when a
 // client certificate is given) and SASL authentication. The zero value is
