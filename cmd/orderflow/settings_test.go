@@ -27,7 +27,7 @@ var contractEnv = map[string]string{
 }
 
 // processWide are the only flags without a group.
-var processWide = []string{"listen", "admin-listen", "shutdown-timeout", "drain-delay", "log-level"}
+var processWide = []string{"listen", "admin-listen", "tls-cert-file", "tls-key-file", "shutdown-timeout", "drain-delay", "log-level"}
 
 var flagName = regexp.MustCompile(`^([a-z]+(-[a-z]+)*\.)?[a-z0-9]+(-[a-z0-9]+)*$`)
 

@@ -13,6 +13,9 @@ import (
 
 // Config tunes the public HTTP front end. Zero fields take their defaults.
 type Config struct {
+	// TLS is HTTPS on the public listener (-tls-cert-file, -tls-key-file).
+	// Default: plain HTTP.
+	TLS TLSConfig
 	// MaxInflight is the number of requests that may be in progress at once
 	// (decoding, queued or waiting for their commit). Default: 4096.
 	MaxInflight int
@@ -276,7 +279,7 @@ const (
 // Settings lists c's settings but APIKeys (read from a file and the
 // environment by cmd/orderflow), bound to c's fields, with their bounds.
 func (c *Config) Settings() []conf.Setting {
-	return []conf.Setting{
+	return append(c.TLS.tlsSettings(),
 		conf.Int(&c.MaxInflight, FlagMaxInflight, "requests in progress at once; more wait up to -"+FlagMaxQueueWait+", then 503").Min(1),
 		conf.Duration(&c.MaxQueueWait, FlagMaxQueueWait, "longest wait for an in-flight slot before 503").Min(1),
 		conf.Duration(&c.AckTimeout, FlagAckTimeout, "longest wait for a commit before 503 (the order may still commit; retries converge)").Min(1),
@@ -301,7 +304,7 @@ func (c *Config) Settings() []conf.Setting {
 		conf.List(&c.TrustedProxies, FlagTrustedProxies, "comma-separated CIDR prefixes (or addresses) of trusted load balancers and proxies: only from such a peer is the right-most untrusted address of X-Forwarded-For the client IP (for -"+FlagPerIPLimit+"); empty: the TCP peer is the client"),
 		conf.Int(&c.MaxTrackedIPs, FlagMaxTrackedIPs, "per-IP buckets kept in memory at most (idle ones are evicted first)").Min(1),
 		conf.Duration(&c.RedisTimeout, FlagRedisTimeout, "longest wait for Redis per request before the local limit decides").Min(1).DeprecatedNames("redis-timeout"),
-	}
+	)
 }
 
 // Set parses RATE[,BURST] (see ParseLimit): *Limit is a flag.Value.
@@ -319,6 +322,9 @@ func (l *Limit) Set(v string) error {
 func (c Config) Validate() error {
 	c = c.WithDefaults()
 	if err := conf.Validate(c.Settings()); err != nil {
+		return err
+	}
+	if err := c.TLS.validate(); err != nil {
 		return err
 	}
 	if err := c.PerKeyLimit.validate("-" + FlagPerKeyLimit); err != nil {

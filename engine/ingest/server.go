@@ -75,6 +75,7 @@ type Server struct {
 	orders     [numResults]prometheus.Counter
 	updates    [numUpdateResults]prometheus.Counter
 	shutting   atomic.Bool
+	certs      *certReloader // nil: plain HTTP
 }
 
 // New returns a Server. It validates cfg (zero fields take defaults).
@@ -100,6 +101,12 @@ func New(cfg Config, deps Deps, m *metrics.Metrics, log *slog.Logger) (*Server, 
 		s.rejected[r] = m.AdmissionRejected.WithLabelValues(reasonNames[r])
 	}
 	s.proxies, _ = parseProxies(cfg.TrustedProxies) // checked by Validate
+	if cfg.TLS.CertFile != "" {
+		var err error
+		if s.certs, err = newCertReloader(cfg.TLS, log); err != nil {
+			return nil, err
+		}
+	}
 	s.guard = newGuard(&cfg, deps.Redis, m, log)
 	s.linger = newLingerer(&cfg, m)
 	if len(cfg.APIKeys) == 0 {
@@ -145,11 +152,16 @@ func New(cfg Config, deps Deps, m *metrics.Metrics, log *slog.Logger) (*Server, 
 // caller's choice (tests use fasthttputil.InmemoryListener through Serve).
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
-// Serve accepts connections on ln until Shutdown. It blocks. A connection
-// closed after an answer the request was not read to its end for (413)
-// closes by lingering (linger.go).
+// Serve accepts connections on ln until Shutdown, with TLS on them when
+// Config.TLS is set. It blocks. A connection closed after an answer the
+// request was not read to its end for (413) closes by lingering (linger.go),
+// under TLS too: the lingerer finds its connection beneath the TLS one.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(s.linger.listener(ln))
+	ln = s.linger.listener(ln)
+	if s.certs != nil {
+		ln = tlsListener(ln, s.certs)
+	}
+	return s.srv.Serve(ln)
 }
 
 // Shutdown stops accepting connections, lets requests in progress finish

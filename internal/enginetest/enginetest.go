@@ -25,7 +25,8 @@ type Instance struct {
 	Engine *engine.Engine
 	// Config is the configuration the engine was started with.
 	Config engine.Config
-	// URL is the public listener's base URL ("http://127.0.0.1:port").
+	// URL is the public listener's base URL ("http://127.0.0.1:port", or
+	// https:// with Config.Ingest.TLS set).
 	URL string
 	// AdminURL is the admin listener's base URL (/metrics, /readyz, pprof).
 	AdminURL string
@@ -219,6 +220,9 @@ func Start(t testing.TB, opts ...Option) *Instance {
 		}
 	})
 	in.URL = "http://" + e.Addr()
+	if cfg.Ingest.TLS.CertFile != "" {
+		in.URL = "https://" + e.Addr()
+	}
 	in.AdminURL = "http://" + e.AdminAddr()
 	in.Brokers = e.KafkaBrokers()
 	in.waitReady(ctx, t)
