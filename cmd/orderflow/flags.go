@@ -73,6 +73,9 @@ type options struct {
 	// deprecated holds one warning per deprecated flag or variable used,
 	// logged once the logger exists.
 	deprecated []string
+	// keysFile and apiKeys are where the API keys came from (-auth.keys-file,
+	// ORDERFLOW_API_KEYS), for reloads.
+	keysFile, apiKeys string
 }
 
 // newFlags returns the flag set of every setting bound to o's fields, and
@@ -107,6 +110,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	if f.FlagSet.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", f.FlagSet.Arg(0))
 	}
+	o.keysFile, o.apiKeys = *keysFile, *apiKeys
 	if o.cfg.Ingest.APIKeys, err = loadAPIKeys(*keysFile, *apiKeys); err != nil {
 		return o, err
 	}

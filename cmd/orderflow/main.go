@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/orderflow/orderflow/engine"
@@ -60,6 +61,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if len(cfg.Ingest.APIKeys) > 0 {
+		var wg sync.WaitGroup
+		wctx, cancel := context.WithCancel(ctx)
+		wg.Go(func() { watchKeys(wctx, o, e, log, keysCheckEvery) })
+		defer wg.Wait()
+		defer cancel()
+	}
 	if err := e.Run(ctx); err != nil {
 		return err
 	}

@@ -37,8 +37,8 @@ import (
 //
 // Safe for concurrent use.
 type guard struct {
-	keys   []keyEntry // empty: authentication off
-	ip     *ipLimiter // nil: no per-IP limit
+	keys   atomic.Pointer[keySet] // no keys: authentication off; swapped by Server.SetAPIKeys
+	ip     *ipLimiter             // nil: no per-IP limit
 	shared *redis_rate.Limiter
 	log    *slog.Logger
 
@@ -67,16 +67,7 @@ func newGuard(cfg *Config, rdb redis.UniversalClient, m *metrics.Metrics, log *s
 		rejIP:           m.AdmissionRejected.WithLabelValues(reasonNames[reasonRateLimitIP]),
 		rejKey:          m.AdmissionRejected.WithLabelValues(reasonNames[reasonRateLimitKey]),
 	}
-	for _, k := range cfg.APIKeys {
-		e := keyEntry{digest: sha256.Sum256([]byte(k.Key)), name: k.Name, limit: cfg.PerKeyLimit, redisKey: "orderflow:key:" + k.Name}
-		if k.Limit.On() {
-			e.limit = k.Limit
-		}
-		if e.limit.On() {
-			e.local = rate.NewLimiter(rate.Limit(e.limit.Rate), e.limit.Burst)
-		}
-		g.keys = append(g.keys, e)
-	}
+	g.keys.Store(newKeySet(cfg.APIKeys, cfg.PerKeyLimit, nil))
 	if cfg.PerIPLimit.On() {
 		g.ip = newIPLimiter(cfg.PerIPLimit, cfg.MaxTrackedIPs)
 	}
@@ -87,8 +78,9 @@ func newGuard(cfg *Config, rdb redis.UniversalClient, m *metrics.Metrics, log *s
 }
 
 func (g *guard) anyKeyLimit() bool {
-	for i := range g.keys {
-		if g.keys[i].limit.On() {
+	keys := g.keys.Load().keys
+	for i := range keys {
+		if keys[i].limit.On() {
 			return true
 		}
 	}
@@ -120,7 +112,7 @@ func (g *guard) check(s *Server, ctx *fasthttp.RequestCtx) bool {
 			return false
 		}
 	}
-	if len(g.keys) == 0 {
+	if len(g.keys.Load().keys) == 0 {
 		return true
 	}
 	k, challenge := g.authenticate(ctx.Request.Header.PeekBytes(hdrAuthorization))
@@ -155,15 +147,16 @@ func (g *guard) authenticate(h []byte) (*keyEntry, []byte) {
 		return nil, challengeMissing
 	}
 	d := sha256.Sum256(tok)
+	keys := g.keys.Load().keys
 	match := -1
-	for i := range g.keys {
-		eq := subtle.ConstantTimeCompare(d[:], g.keys[i].digest[:])
+	for i := range keys {
+		eq := subtle.ConstantTimeCompare(d[:], keys[i].digest[:])
 		match = subtle.ConstantTimeSelect(eq, i, match)
 	}
 	if match < 0 {
 		return nil, challengeInvalid
 	}
-	return &g.keys[match], nil
+	return &keys[match], nil
 }
 
 // decision is one rate-limit verdict, with what the 429 headers need.

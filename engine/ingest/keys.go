@@ -2,10 +2,14 @@ package ingest
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+
+	"golang.org/x/time/rate"
 )
 
 // ParseAPIKeys reads API keys: one entry per line (blank lines and lines
@@ -126,3 +130,59 @@ func (k APIKey) String() string {
 
 // GoString is String for %#v.
 func (k APIKey) GoString() string { return k.String() }
+
+// keySet is the set of API keys a guard accepts. It is never modified once
+// built: SetAPIKeys swaps in a new one, so a request that authenticated
+// against the old set finishes with it.
+type keySet struct{ keys []keyEntry }
+
+// newKeySet builds the entries of keys (named, as Config.fill leaves them),
+// each limited by its own limit or perKey. A key whose name and limit are
+// unchanged from old keeps its local bucket, so a reload neither resets nor
+// refills it.
+func newKeySet(keys []APIKey, perKey Limit, old *keySet) *keySet {
+	prev := map[string]*keyEntry{}
+	if old != nil {
+		for i := range old.keys {
+			prev[old.keys[i].name] = &old.keys[i]
+		}
+	}
+	ks := &keySet{keys: make([]keyEntry, 0, len(keys))}
+	for _, k := range keys {
+		e := keyEntry{digest: sha256.Sum256([]byte(k.Key)), name: k.Name, limit: perKey, redisKey: "orderflow:key:" + k.Name}
+		if k.Limit.On() {
+			e.limit = k.Limit
+		}
+		if p := prev[e.name]; p != nil && p.limit == e.limit {
+			e.local = p.local
+		} else if e.limit.On() {
+			e.local = rate.NewLimiter(rate.Limit(e.limit.Rate), e.limit.Burst)
+		}
+		ks.keys = append(ks.keys, e)
+	}
+	return ks
+}
+
+// SetAPIKeys replaces the accepted API keys (a rotation): once it returns,
+// every new request is checked against keys alone, so a removed key gets 401
+// at once, while requests already admitted finish. keys are validated as
+// Config.APIKeys are; on error nothing changes. Authentication cannot be
+// turned on or off this way: a server started without keys refuses, and so
+// does an empty keys. Shared (Redis) limits apply to the new keys only if
+// some key had a limit at start. Safe for concurrent use.
+func (s *Server) SetAPIKeys(keys []APIKey) error {
+	if s.guard == nil || len(s.guard.keys.Load().keys) == 0 {
+		return errors.New("authentication is off: API keys can be reloaded only when the server started with some")
+	}
+	if len(keys) == 0 {
+		return errors.New("no API key: a reload cannot turn authentication off (restart without keys for that)")
+	}
+	c := s.cfg
+	c.APIKeys = keys
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	c.fill()
+	s.guard.keys.Store(newKeySet(c.APIKeys, c.PerKeyLimit, s.guard.keys.Load()))
+	return nil
+}
