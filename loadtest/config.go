@@ -104,6 +104,10 @@ type Config struct {
 	// AllowRemote permits a Target that is not a loopback address.
 	// Default: false, so a typo cannot load a shared machine.
 	AllowRemote bool
+	// CAFile is a PEM file of the certificate authorities an https Target's
+	// certificate must chain to (a private CA, a test's). Default: the
+	// system roots.
+	CAFile string
 	// Mode is ModeClosed or ModeOpen. Default: ModeClosed.
 	Mode string
 	// Conns is the number of closed-loop workers, each with its own

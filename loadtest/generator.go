@@ -3,11 +3,14 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,6 +24,7 @@ import (
 // Constant request parts, converted once.
 var (
 	pathOrders        = []byte("/v1/orders")
+	schemeHTTPS       = []byte("https")
 	pathOrderBatches  = []byte("/v1/order-batches")
 	methodPost        = []byte(fasthttp.MethodPost)
 	contentTypeJSON   = []byte("application/json")
@@ -45,6 +49,7 @@ type Generator struct {
 	addr    string // host:port to dial
 	host    []byte // Host header
 	tls     bool
+	roots   *x509.CertPool // Config.CAFile's; nil: the system roots
 }
 
 // New checks cfg (after filling in defaults) and returns a Generator.
@@ -62,13 +67,24 @@ func New(cfg Config) (*Generator, error) {
 		}
 		addr = u.Host + ":" + port
 	}
-	return &Generator{
+	g := &Generator{
 		cfg:     cfg,
 		payload: newPayload(cfg),
 		addr:    addr,
 		host:    []byte(u.Host),
 		tls:     u.Scheme == "https",
-	}, nil
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest config: CA file: %w", err)
+		}
+		g.roots = x509.NewCertPool()
+		if !g.roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("loadtest config: CA file %s holds no PEM certificate", cfg.CAFile)
+		}
+	}
+	return g, nil
 }
 
 // Config returns the configuration in use, defaults filled in.
@@ -363,6 +379,7 @@ func (g *Generator) newHostClient(conns int) *fasthttp.HostClient {
 		ReadTimeout:               g.cfg.RequestTimeout,
 		WriteTimeout:              g.cfg.RequestTimeout,
 		MaxIdleConnDuration:       time.Minute,
+		TLSConfig:                 &tls.Config{RootCAs: g.roots, MinVersion: tls.VersionTLS12},
 	}
 }
 
@@ -461,6 +478,10 @@ func (w *worker) newRequest(path, contentType []byte) *fasthttp.Request {
 	req.Reset()
 	req.Header.SetMethodBytes(methodPost)
 	req.SetRequestURIBytes(path)
+	if w.r.g.tls {
+		// HostClient refuses a request whose scheme is not its own.
+		req.URI().SetSchemeBytes(schemeHTTPS)
+	}
 	req.Header.SetHostBytes(w.r.g.host)
 	req.Header.SetContentTypeBytes(contentType)
 	return req

@@ -90,6 +90,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:8080", "server base URL")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a -target that is not a loopback address")
+	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM file of CAs to trust for an https -target (empty: the system roots)")
 	fs.StringVar(&cfg.Mode, "mode", loadtest.ModeClosed, `load model: "closed" (workers send, wait, send) or "open" (fixed -rate, latency from the schedule)`)
 	fs.IntVar(&cfg.Conns, "conns", 64, "closed loop: workers, each with its own keep-alive connection")
 	fs.IntVar(&cfg.Rate, "rate", 0, "open loop: requests per second (required with -mode open)")
