@@ -44,6 +44,13 @@ type Outbox interface {
 	ReclaimOutbox(ctx context.Context) (int, error)
 }
 
+// deadLister is implemented by an Outbox that parks events (the store):
+// the number of parked events and the ids of their orders, whose later
+// events stay off the fast path while they are parked.
+type deadLister interface {
+	DeadOrders(ctx context.Context) (int64, []string, error)
+}
+
 // SweepEvents may refuse to sweep because another sweep is running; it then
 // returns an error with a method SweepBusy() bool reporting true. The
 // publisher retries at the next interval and, above all, does not take the
@@ -319,6 +326,18 @@ func (p *Publisher) gaugeLoop(ctx context.Context) {
 		} else if ctx.Err() == nil {
 			p.log.Warn("count outbox backlog", "err", err)
 		}
+		if d, ok := p.ob.(deadLister); ok {
+			readAt := time.Now().UnixNano()
+			cctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+			n, ids, err := d.DeadOrders(cctx)
+			cancel()
+			if err == nil {
+				p.m.OutboxDead.Set(float64(n))
+				p.gate.setParked(ids, readAt)
+			} else if ctx.Err() == nil {
+				p.log.Warn("count parked outbox events", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -341,6 +360,7 @@ type pubRec struct {
 	key, value, id, ts, typ []byte
 
 	seq   int64     // the event's outbox seq, for its acknowledgement
+	idx   int       // a swept record's index in its page
 	size  int64     // rec's key+value+header bytes, as kgo counts them
 	start time.Time // hand-off time, for PublishSeconds
 	sweep *sweepBatch
@@ -371,7 +391,7 @@ func (r *pubRec) reset() {
 	r.id = capBuf(r.id)
 	r.ts = capBuf(r.ts)
 	r.typ = capBuf(r.typ)
-	r.seq, r.size, r.start, r.sweep = 0, 0, time.Time{}, nil
+	r.seq, r.idx, r.size, r.start, r.sweep = 0, 0, 0, time.Time{}, nil
 }
 
 func capBuf(b []byte) []byte {
