@@ -4,54 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/engine/store"
 	"github.com/orderflow/orderflow/internal/enginetest"
 )
-
-// setMaxMessageBytes sets the topic's max.message.bytes on the broker
-// (kfake refuses a produce batch above it with MESSAGE_TOO_LARGE, which
-// the client does not retry).
-func setMaxMessageBytes(t *testing.T, brokers []string, n int) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
-	rt := kmsg.NewIncrementalAlterConfigsRequestResource()
-	rt.ResourceType = kmsg.ConfigResourceTypeTopic
-	rt.ResourceName = enginetest.Topic
-	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-	c.Name = "max.message.bytes"
-	c.Value = kmsg.StringPtr(strconv.Itoa(n))
-	rt.Configs = append(rt.Configs, c)
-	req.Resources = append(req.Resources, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err == nil {
-		for _, r := range resp.Resources {
-			if err == nil {
-				err = kerr.ErrorForCode(r.ErrorCode)
-			}
-		}
-	}
-	if err != nil {
-		t.Fatalf("set max.message.bytes=%d: %v", n, err)
-	}
-}
 
 // An event the broker refuses for good (larger than the topic's
 // max.message.bytes) is parked in outbox_dead with its order's later
@@ -62,7 +23,7 @@ func setMaxMessageBytes(t *testing.T, brokers []string, n int) {
 func TestPoisonEventParked(t *testing.T) {
 	// Uncompressed, so that the broker measures the records' own size.
 	env := newEnv(t, func(c *engine.Config) { c.Publish.Compression = "none" })
-	setMaxMessageBytes(t, env.Brokers, 2500)
+	enginetest.SetTopicConfig(t, env.Brokers, "max.message.bytes", "2500")
 	items := make([]string, 100)
 	for i := range items {
 		items[i] = fmt.Sprintf(`{"sku":"milk-1l","qty":%d}`, i+1)
@@ -126,7 +87,7 @@ func TestPoisonEventParked(t *testing.T) {
 		return strings.Contains(m, "orderflow_outbox_dead 3\n") && strings.Contains(m, "orderflow_outbox_dead_lettered_total 1\n")
 	})
 
-	setMaxMessageBytes(t, env.Brokers, 1<<20)
+	enginetest.SetTopicConfig(t, env.Brokers, "max.message.bytes", "1048576")
 	st := openStore(t, env.DatabaseURL)
 	dead, err := st.DeadEvents(context.Background())
 	if err != nil || len(dead) != 3 {
