@@ -161,7 +161,8 @@ func (g *gate) park(id string, now int64) {
 
 // setParked replaces the parked orders with ids, the store's list as read
 // at readAt (unix ns); an order this instance parked after readAt stays
-// (the list may predate its commit).
+// (the list may predate its commit), and one that left the list becomes an
+// ordinary hold from readAt.
 func (g *gate) setParked(ids []string, readAt int64) {
 	g.mu.Lock()
 	if len(ids) == 0 && len(g.parked) == 0 {
@@ -177,6 +178,18 @@ func (g *gate) setParked(ids []string, readAt int64) {
 	for _, id := range ids {
 		if _, ok := next[id]; !ok {
 			next[id] = 0
+		}
+	}
+	// An order no longer parked was requeued: its events wait for the
+	// sweeper again, so its later events stay off the fast path until a
+	// sweep pass covers the moment of this read (an ordinary hold).
+	for id := range g.parked {
+		if _, ok := next[id]; !ok {
+			if t, ok := g.orders[id]; !ok {
+				g.orders[id] = newStamp(readAt)
+			} else if *t < readAt {
+				*t = readAt
+			}
 		}
 	}
 	g.parked = next
