@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/engine/store"
 	"github.com/orderflow/orderflow/internal/enginetest"
 )
@@ -23,16 +24,13 @@ import (
 // are parked, none published; once the limit is raised, a requeue publishes
 // each one's versions exactly once, in order.
 func TestKafkaPoisonParked(t *testing.T) {
-	cluster := newCluster(t)
-	dbURL := newDB(t)
-	brokers := cluster.ListenAddrs()
-	cfg := engineConfig(dbURL, brokers)
-	cfg.Publish.Compression = "none" // the broker measures the records themselves
-	cfg.Publish.SweepGrace = 2 * time.Second
-	cfg.Publish.SweepInterval = 100 * time.Millisecond
+	in := enginetest.Start(t, enginetest.WithConfig(func(c *engine.Config) {
+		c.Publish.Compression = "none" // the broker measures the records themselves
+		c.Publish.SweepGrace = 2 * time.Second
+		c.Publish.SweepInterval = 100 * time.Millisecond
+	}))
+	dbURL, brokers, base, admin := in.DatabaseURL, in.Brokers, in.URL, in.AdminURL
 	enginetest.SetTopicConfig(t, brokers, "max.message.bytes", "3000")
-	e := startEngine(t, cfg)
-	base, admin := "http://"+e.Addr(), "http://"+e.AdminAddr()
 
 	ld := newLoader(func() string { return base }, "kp_", 4, 0.3)
 	ld.start()
