@@ -29,7 +29,11 @@ type Outbox interface {
 	// events in seq order, stopping at the first one enqueued less than
 	// olderThan ago, and calls fn with them (events valid only during fn).
 	// If fn returns nil it records them as acknowledged and commits;
-	// otherwise it rolls back and returns fn's error. It returns the number
+	// otherwise it rolls back and returns fn's error, unless that error has
+	// a method ParkedEvents() []order.ParkedEvent: then it parks those
+	// events, records the others as acknowledged and commits (and parks,
+	// without calling fn, the events of orders with a parked event). It
+	// returns the number
 	// of events fn published and, when the sweep reached the end of what it
 	// may publish, a time before which every committed event is published
 	// (zero when another page follows).

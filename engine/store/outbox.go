@@ -81,6 +81,12 @@ LIMIT $4`
 // rolls back and fn's error is returned. fn is not called when nothing
 // qualifies.
 //
+// fn may instead park events (refused by the broker for good): its error
+// then has a method ParkedEvents() []order.ParkedEvent, the events it lists
+// move to outbox_dead, every other one counts as published, and the sweep
+// commits. Events of an order that has a parked event are not handed to fn:
+// they are parked behind it (see doc.go).
+//
 // It returns the number of events fn published (0 when fn failed) and,
 // when the sweep reached the end of what it may publish, a time before
 // which every committed event is published or acknowledged ("caught up
