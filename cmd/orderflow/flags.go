@@ -92,7 +92,7 @@ func newFlags(o *options, out io.Writer) (f *conf.Flags, keysFile, apiKeys, leve
 		conf.String(apiKeys, "auth.api-keys", "API keys as comma-separated NAME:KEY[:RATE[:BURST]] (or KEY) entries, environment only (a command line shows in ps); they add up with -"+flagKeysFile+"; empty and no keys file: authentication off").WithEnv(apiKeysEnv).Secret(),
 	)
 	f.FlagSet.Usage = func() {
-		fmt.Fprintf(out, "Usage: orderflow [seed-demo-catalog] [flags]\n\nEvery flag can also be set by the environment variable in brackets; the flag wins.\n")
+		fmt.Fprintf(out, "Usage: orderflow [seed-demo-catalog | outbox dead | outbox requeue (--all | ID/VERSION...)] [flags]\n\nEvery flag can also be set by the environment variable in brackets; the flag wins.\n")
 		f.Usage(out)
 	}
 	return f, keysFile, apiKeys, level

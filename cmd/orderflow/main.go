@@ -2,6 +2,9 @@
 //
 //	orderflow [flags]               serve (the default action)
 //	orderflow seed-demo-catalog     create the schema and upsert a demo product catalog
+//	orderflow outbox dead           list the parked (dead-lettered) outbox events
+//	orderflow outbox requeue (--all | ID/VERSION...)
+//	                                put parked events back for the sweeper
 //
 // Every flag has an environment variable (listed by -h); a flag given on
 // the command line wins over its variable.
@@ -41,6 +44,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if len(args) > 0 && args[0] == "seed-demo-catalog" {
 		seed, args = true, args[1:]
 	}
+	var outboxSub string
+	var outboxArgs []string
+	if len(args) > 0 && args[0] == "outbox" {
+		var err error
+		if outboxSub, outboxArgs, args, err = splitOutboxArgs(args[1:]); err != nil {
+			return err
+		}
+	}
 	o, err := parseOptions(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -53,6 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	cfg.Logger = log
 	if seed {
 		return seedDemoCatalog(ctx, cfg)
+	}
+	if outboxSub != "" {
+		return outboxCommand(ctx, cfg, outboxSub, outboxArgs, os.Stdout)
 	}
 	log.Info("orderflow starting", "version", version)
 	e, err := engine.New(cfg)

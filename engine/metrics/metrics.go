@@ -47,13 +47,15 @@ type Metrics struct {
 	DBBisections  *prometheus.CounterVec   // op
 
 	// Outbox and Kafka.
-	Published       *prometheus.CounterVec // path: fast, sweep; result: ok, error
-	PublishSeconds  prometheus.Histogram   // hand-off to broker ack
-	PublishDropped  prometheus.Counter     // fast path full: left for the sweeper
-	OutboxBacklog   prometheus.Gauge       // committed events not yet acknowledged by the broker
-	OutboxOldestAge prometheus.Gauge       // age of the oldest of them, seconds
-	OutboxDeleted   prometheus.Counter     // acknowledgements recorded
-	OutboxTruncated prometheus.Counter     // ring slots truncated
+	Published          *prometheus.CounterVec // path: fast, sweep; result: ok, error
+	PublishSeconds     prometheus.Histogram   // hand-off to broker ack
+	PublishDropped     prometheus.Counter     // fast path full: left for the sweeper
+	OutboxBacklog      prometheus.Gauge       // committed events not yet acknowledged by the broker
+	OutboxOldestAge    prometheus.Gauge       // age of the oldest of them, seconds
+	OutboxDeleted      prometheus.Counter     // acknowledgements recorded
+	OutboxTruncated    prometheus.Counter     // ring slots truncated
+	OutboxDeadLettered prometheus.Counter     // events refused for good and parked
+	OutboxDead         prometheus.Gauge       // events parked now
 
 	// PostgresSettingBad is 1 per setting (and value) found unsafe at start.
 	PostgresSettingBad *prometheus.GaugeVec
@@ -160,6 +162,12 @@ func New() *Metrics {
 	m.OutboxOldestAge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "orderflow_outbox_oldest_age_seconds", Help: "Age of the oldest committed outbox event not yet acknowledged by the broker (0 when none), as of the last count.",
 	})
+	m.OutboxDeadLettered = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "orderflow_outbox_dead_lettered_total", Help: "Outbox events the broker refused for good (after a retry alone), parked in outbox_dead by the sweeper. Later versions of their orders parked behind them are not counted here; orderflow_outbox_dead counts every parked event.",
+	})
+	m.OutboxDead = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "orderflow_outbox_dead", Help: "Outbox events parked in outbox_dead now (orderflow outbox dead lists them; orderflow outbox requeue puts them back).",
+	})
 	m.OutboxTruncated = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "orderflow_outbox_slots_truncated_total", Help: "Outbox ring slots truncated because every event in them was published.",
 	})
@@ -190,7 +198,7 @@ func New() *Metrics {
 		m.LingerClosed, m.LingerBytes, m.Lingering,
 		m.Orders, m.StatusUpdates, m.QueueDepth, m.QueueCapacity, m.BatchRows, m.BatchBytes,
 		m.CommitSeconds, m.CommitErrors, m.DBRetries, m.DBBisections,
-		m.Published, m.PublishSeconds, m.PublishDropped, m.OutboxBacklog, m.OutboxOldestAge, m.OutboxDeleted, m.OutboxTruncated,
+		m.Published, m.PublishSeconds, m.PublishDropped, m.OutboxBacklog, m.OutboxOldestAge, m.OutboxDeleted, m.OutboxTruncated, m.OutboxDeadLettered, m.OutboxDead,
 		m.PostgresSettingBad, m.ProducerBuffered, m.KafkaAuthFailures, m.SweepRuns,
 		m.CatalogProducts, m.CatalogRefreshes, m.CatalogAgeSeconds,
 		collectors.NewGoCollector(),

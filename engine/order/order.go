@@ -242,6 +242,18 @@ type Event struct {
 	Payload []byte    // the record value, JSON
 }
 
+// ParkedEvent is an outbox event the relay parks instead of publishing
+// (the broker refused it for good, or an earlier version of its order is
+// parked): its seq, the error, and how many times it was produced (0 for
+// one parked behind an earlier version). A sweep's callback parks events by
+// returning an error with a method ParkedEvents() []ParkedEvent; every
+// other event of the page then counts as published.
+type ParkedEvent struct {
+	Seq      int64
+	Err      string
+	Attempts int32
+}
+
 // CreatedEvent returns o's order.created outbox event (version 1). Its
 // strings and payload are o's: views into the owning batch's arena.
 func (o *Order) CreatedEvent() Event {

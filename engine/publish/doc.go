@@ -25,10 +25,25 @@
 // empty or swept. No record is failed on a deadline (see
 // Config.DeliveryTimeout): a failed earlier version with a delivered later
 // one is exactly the reorder a version-skipping consumer cannot recover
-// from. The store serialises sweeps fleet-wide. Not covered: fast paths of
-// different instances race each other and other instances' sweeps; a broker
-// error the client does not retry (e.g. a record too large) fails that
-// record alone; clocks must agree with PostgreSQL's within 1s.
+// from. The store serialises sweeps fleet-wide.
+//
+// Poison events: a page whose failed records all carry a Kafka error that is
+// not retriable (permanent: MESSAGE_TOO_LARGE, an authorization error; not
+// the producer-state errors) is not rolled back. Each failed record is
+// produced again alone, in seq order (a refused batch, and the client's
+// failing of every record queued behind it in the partition, take good
+// records down too); one refused again is parked (the store moves it to
+// outbox_dead and acknowledges the rest of the page), and its order's later
+// events in the page are parked behind it unproduced. The gate holds a
+// parked order's later events off the fast path (this instance at once,
+// every instance from the store's list at each SweepInterval), and the
+// store parks them behind it when swept. Any other failure rolls the page
+// back as before.
+//
+// Not covered: fast paths of different instances race each other and other
+// instances' sweeps (an order parked by one instance reaches the others'
+// gates within a SweepInterval); clocks must agree with PostgreSQL's within
+// 1s.
 //
 // Lock order: acker.ackMu before acker.mu; gate.mu is taken alone.
 package publish

@@ -40,6 +40,11 @@ type gate struct {
 	// of version order during a Kafka outage). Keys are always copies.
 	orders map[string]*int64
 	swept  int64 // unix ns: every event committed before it has been published
+	// parked holds the orders with a parked event (outbox_dead) for as
+	// long as it is parked, whatever the sweeper covers: their later events
+	// go to the sweeper, which parks them behind it. Replaced wholesale
+	// from the store every interval (setParked), so a requeue releases them.
+	parked map[string]int64 // order id → when this instance parked it (0: read from the store)
 }
 
 func newGate() *gate {
@@ -55,6 +60,9 @@ func (g *gate) admit(id string, version int32, now int64) bool {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if _, ok := g.parked[id]; ok {
+		return false
+	}
 	if t, ok := g.orders[id]; ok {
 		if *t >= g.swept {
 			*t = now // refresh in place: no map assignment, no allocation
@@ -139,7 +147,57 @@ func (g *gate) held() int {
 	return len(g.orders)
 }
 
+// park holds order id, parked at now (unix ns), until setParked no longer
+// lists it.
+func (g *gate) park(id string, now int64) {
+	g.mu.Lock()
+	if g.parked == nil {
+		g.parked = make(map[string]int64)
+	}
+	g.parked[strings.Clone(id)] = now
+	g.active.Store(true)
+	g.mu.Unlock()
+}
+
+// setParked replaces the parked orders with ids, the store's list as read
+// at readAt (unix ns); an order this instance parked after readAt stays
+// (the list may predate its commit), and one that left the list becomes an
+// ordinary hold from readAt.
+func (g *gate) setParked(ids []string, readAt int64) {
+	g.mu.Lock()
+	if len(ids) == 0 && len(g.parked) == 0 {
+		g.mu.Unlock()
+		return
+	}
+	next := make(map[string]int64, len(ids))
+	for id, at := range g.parked {
+		if at >= readAt {
+			next[id] = at
+		}
+	}
+	for _, id := range ids {
+		if _, ok := next[id]; !ok {
+			next[id] = 0
+		}
+	}
+	// An order no longer parked was requeued: its events wait for the
+	// sweeper again, so its later events stay off the fast path until a
+	// sweep pass covers the moment of this read (an ordinary hold).
+	for id := range g.parked {
+		if _, ok := next[id]; !ok {
+			if t, ok := g.orders[id]; !ok {
+				g.orders[id] = newStamp(readAt)
+			} else if *t < readAt {
+				*t = readAt
+			}
+		}
+	}
+	g.parked = next
+	g.setActive()
+	g.mu.Unlock()
+}
+
 // setActive must be called with mu held.
 func (g *gate) setActive() {
-	g.active.Store(g.global != 0 || len(g.orders) > 0)
+	g.active.Store(g.global != 0 || len(g.orders) > 0 || len(g.parked) > 0)
 }

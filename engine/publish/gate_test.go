@@ -34,3 +34,36 @@ func TestGateHoldSurvivesReuseOfCallerMemory(t *testing.T) {
 		t.Fatal("ord_A still held after a sweep covered its holds")
 	}
 }
+
+// A parked order is held whatever the sweeper covers, until the store's
+// list no longer has it; then it is held until a sweep covers that moment
+// (its requeued events wait for the sweeper). An order this instance
+// parked after the list was read stays parked.
+func TestGateParkedOrders(t *testing.T) {
+	g := newGate()
+	g.park("ord_P", 10)
+	g.advance(100)
+	if g.admit("ord_P", 5, 110) {
+		t.Fatal("parked order admitted after a sweep pass")
+	}
+	g.setParked(nil, 5) // a list read before the parking: it stays
+	if g.admit("ord_P", 5, 120) {
+		t.Fatal("parked order admitted after a list older than its parking")
+	}
+	g.setParked([]string{"ord_Q"}, 200) // ord_P requeued, ord_Q parked elsewhere
+	if g.admit("ord_Q", 2, 210) {
+		t.Fatal("order parked by another instance admitted")
+	}
+	if g.admit("ord_P", 6, 210) {
+		t.Fatal("requeued order admitted before a sweep covered the requeue")
+	}
+	g.advance(300)
+	if !g.admit("ord_P", 7, 310) {
+		t.Fatal("requeued order still held after a sweep covered it")
+	}
+	g.setParked(nil, 400)
+	g.advance(500)
+	if !g.admit("ord_Q", 3, 510) || g.active.Load() {
+		t.Fatal("gate still holding after every order left the list and a sweep covered it")
+	}
+}

@@ -29,7 +29,11 @@ type Outbox interface {
 	// events in seq order, stopping at the first one enqueued less than
 	// olderThan ago, and calls fn with them (events valid only during fn).
 	// If fn returns nil it records them as acknowledged and commits;
-	// otherwise it rolls back and returns fn's error. It returns the number
+	// otherwise it rolls back and returns fn's error, unless that error has
+	// a method ParkedEvents() []order.ParkedEvent: then it parks those
+	// events, records the others as acknowledged and commits (and parks,
+	// without calling fn, the events of orders with a parked event). It
+	// returns the number
 	// of events fn published and, when the sweep reached the end of what it
 	// may publish, a time before which every committed event is published
 	// (zero when another page follows).
@@ -42,6 +46,13 @@ type Outbox interface {
 	// ReclaimOutbox frees the storage of events that are all published
 	// (truncating whole partitions) and returns how many it freed.
 	ReclaimOutbox(ctx context.Context) (int, error)
+}
+
+// deadLister is implemented by an Outbox that parks events (the store):
+// the number of parked events and the ids of their orders, whose later
+// events stay off the fast path while they are parked.
+type deadLister interface {
+	DeadOrders(ctx context.Context) (int64, []string, error)
 }
 
 // SweepEvents may refuse to sweep because another sweep is running; it then
@@ -327,6 +338,18 @@ func (p *Publisher) gaugeLoop(ctx context.Context) {
 		} else if ctx.Err() == nil {
 			p.log.Warn("count outbox backlog", "err", err)
 		}
+		if d, ok := p.ob.(deadLister); ok {
+			readAt := time.Now().UnixNano()
+			cctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+			n, ids, err := d.DeadOrders(cctx)
+			cancel()
+			if err == nil {
+				p.m.OutboxDead.Set(float64(n))
+				p.gate.setParked(ids, readAt)
+			} else if ctx.Err() == nil {
+				p.log.Warn("count parked outbox events", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -349,6 +372,7 @@ type pubRec struct {
 	key, value, id, ts, typ []byte
 
 	seq   int64     // the event's outbox seq, for its acknowledgement
+	idx   int       // a swept record's index in its page
 	size  int64     // rec's key+value+header bytes, as kgo counts them
 	start time.Time // hand-off time, for PublishSeconds
 	sweep *sweepBatch
@@ -379,7 +403,7 @@ func (r *pubRec) reset() {
 	r.id = capBuf(r.id)
 	r.ts = capBuf(r.ts)
 	r.typ = capBuf(r.typ)
-	r.seq, r.size, r.start, r.sweep = 0, 0, time.Time{}, nil
+	r.seq, r.idx, r.size, r.start, r.sweep = 0, 0, 0, time.Time{}, nil
 }
 
 func capBuf(b []byte) []byte {

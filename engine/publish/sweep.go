@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/engine/order"
@@ -98,9 +99,18 @@ func (p *Publisher) sweepOnce(ctx context.Context) (time.Time, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.sweepTimeout())
 	defer cancel()
+	var parked int
 	_, before, err := p.ob.SweepEvents(ctx, p.cfg.SweepGrace, limit, func(events []order.Event) error {
-		return p.produceSweep(ctx, events)
+		parked = 0
+		err := p.produceSweep(ctx, events)
+		if pe, ok := err.(*parkError); ok {
+			parked = pe.dead
+		}
+		return err
 	})
+	if err == nil && parked > 0 {
+		p.m.OutboxDeadLettered.Add(float64(parked))
+	}
 	return before, err
 }
 
@@ -112,14 +122,18 @@ type sweepBatch struct {
 
 	mu     sync.Mutex
 	failed int
-	err    error // the first failure
+	err    error   // the first failure
+	errs   []error // per record, by its index in the page
 }
 
-func (b *sweepBatch) finish(err error) {
+func (b *sweepBatch) finish(idx int, err error) {
 	if err != nil {
 		b.mu.Lock()
 		if b.failed++; b.err == nil {
 			b.err = err
+		}
+		if idx >= 0 {
+			b.errs[idx] = err
 		}
 		b.mu.Unlock()
 	}
@@ -147,15 +161,33 @@ func (p *Publisher) produceSweep(ctx context.Context, events []order.Event) erro
 	if len(events) == 0 {
 		return nil
 	}
+	b, err := p.produceWait(ctx, events)
+	if err != nil {
+		return err
+	}
+	if b.err == nil {
+		return nil
+	}
+	for _, e := range b.errs {
+		if e != nil && !permanent(e) {
+			return fmt.Errorf("publish swept events: %d of %d failed: %w", b.failed, len(events), b.err)
+		}
+	}
+	return p.isolate(ctx, events, b.errs)
+}
+
+// produceWait produces events and waits for every promise (see
+// produceSweep); the batch's errs hold each record's failure.
+func (p *Publisher) produceWait(ctx context.Context, events []order.Event) (*sweepBatch, error) {
 	var size int64
 	for i := range events {
 		size += eventSize(&events[i], len(p.source))
 	}
 	if p.inflight.Load()+int64(len(events)) > int64(p.cfg.MaxBufferedRecords) ||
 		p.inflightBytes.Load()+size > int64(p.cfg.MaxBufferedBytes) {
-		return errNoRoom
+		return nil, errNoRoom
 	}
-	b := &sweepBatch{done: make(chan struct{})}
+	b := &sweepBatch{done: make(chan struct{}), errs: make([]error, len(events))}
 	b.left.Store(int64(len(events)) + 1)
 	now := time.Now()
 	for i := range events {
@@ -163,25 +195,106 @@ func (p *Publisher) produceSweep(ctx context.Context, events []order.Event) erro
 		p.fill(r, &events[i])
 		r.start = now
 		r.sweep = b
+		r.idx = i
 		p.inflight.Add(1)
 		p.inflightBytes.Add(r.size)
 		p.sweepInflight.Add(1)
 		p.cl.TryProduce(context.Background(), &r.rec, p.sweepPromise)
 	}
-	b.finish(nil)
+	b.finish(-1, nil)
 	select {
 	case <-b.done:
 	case <-ctx.Done():
 		b.abandoned.Store(true)
-		return fmt.Errorf("wait for acks of %d swept events: %w", len(events), ctx.Err())
+		return nil, fmt.Errorf("wait for acks of %d swept events: %w", len(events), ctx.Err())
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err != nil {
-		return fmt.Errorf("publish swept events: %d of %d failed: %w", b.failed, len(events), b.err)
-	}
-	return nil
+	return b, nil
 }
+
+// permanent reports whether the broker (or the client, for a record over
+// its batch limit) refused a record for good: a Kafka error that is not
+// retriable, such as MESSAGE_TOO_LARGE or TOPIC_AUTHORIZATION_FAILED.
+// Errors about the producer's own state, an unknown server error, and
+// anything that is not a Kafka error code (a closed client, a timeout)
+// are not.
+func permanent(err error) bool {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) || ke.Retriable {
+		return false
+	}
+	switch ke {
+	case kerr.UnknownServerError, kerr.OutOfOrderSequenceNumber, kerr.UnknownProducerID,
+		kerr.InvalidProducerIDMapping, kerr.InvalidProducerEpoch, kerr.DuplicateSequenceNumber,
+		kerr.ProducerFenced, kerr.InvalidTxnState:
+		return false
+	}
+	return true
+}
+
+// sweepAttempts is how many times a refused record is produced (with its
+// page, then alone) before it is parked.
+const sweepAttempts = 2
+
+// isolate runs after a page whose failures were all permanent. A refused
+// batch fails every record in it, and the client fails every record queued
+// behind it in the partition, so most of those records are good: each
+// failed record is produced again alone, in seq order. One refused again
+// for good fails on its own and is parked; the later events of its order in
+// the page are parked behind it without being produced (a consumer never
+// sees a version without the one before). It returns nil when every record
+// got through, a parkError listing what to park, or an error (the sweep
+// rolls back and the next one starts over) when a retry failed otherwise.
+func (p *Publisher) isolate(ctx context.Context, events []order.Event, errs []error) error {
+	var parked []order.ParkedEvent
+	var stuck map[string]int32 // order id → the parked version
+	for i := range events {
+		if errs[i] == nil {
+			continue
+		}
+		ev := &events[i]
+		if v, ok := stuck[ev.OrderID]; ok {
+			parked = append(parked, order.ParkedEvent{Seq: ev.Seq, Err: fmt.Sprintf("waits behind parked version %d", v)})
+			continue
+		}
+		b, err := p.produceWait(ctx, events[i:i+1])
+		if err != nil {
+			return fmt.Errorf("publish refused event %s/%d alone: %w", ev.OrderID, ev.Version, err)
+		}
+		if b.err == nil {
+			continue
+		}
+		if !permanent(b.err) {
+			return fmt.Errorf("publish refused event %s/%d alone: %w", ev.OrderID, ev.Version, b.err)
+		}
+		if stuck == nil {
+			stuck = make(map[string]int32)
+		}
+		stuck[ev.OrderID] = ev.Version
+		parked = append(parked, order.ParkedEvent{Seq: ev.Seq, Err: b.err.Error(), Attempts: sweepAttempts})
+		p.gate.park(ev.OrderID, time.Now().UnixNano())
+		p.log.Warn("outbox event refused by the broker for good: parked", "order_id", ev.OrderID, "version", ev.Version, "err", b.err)
+	}
+	if len(parked) == 0 {
+		return nil
+	}
+	return &parkError{parked: parked, dead: len(stuck)}
+}
+
+// parkError is produceSweep's answer when some events of the page are
+// refused for good: the store parks the events it lists (ParkedEvents) and
+// records every other event of the page as published.
+type parkError struct {
+	parked []order.ParkedEvent
+	dead   int // events refused themselves (the others wait behind them)
+}
+
+func (e *parkError) Error() string {
+	return fmt.Sprintf("%d outbox events refused by the broker for good, %d parked", e.dead, len(e.parked))
+}
+
+func (e *parkError) ParkedEvents() []order.ParkedEvent { return e.parked }
 
 // onSweepAck is the sweeper's promise; like onFastAck it must not block.
 func (p *Publisher) onSweepAck(rec *kgo.Record, err error) {
@@ -199,6 +312,6 @@ func (p *Publisher) onSweepAck(rec *kgo.Record, err error) {
 	} else {
 		p.sweepErr.Inc()
 	}
-	r.sweep.finish(err)
+	r.sweep.finish(r.idx, err)
 	putRecord(r)
 }

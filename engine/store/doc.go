@@ -77,6 +77,19 @@
 //     reads. The view outbox shows the unpublished events (and takes
 //     hand-written inserts, seq and slot from their defaults).
 //
+// Parked events (migration 0005): a sweep's callback may refuse events for
+// good (see order.ParkedEvent). In the sweep's transaction they are copied
+// into outbox_dead (the row, the error, the attempts, when) and recorded in
+// outbox_acks like the published ones, so the watermark passes them and
+// truncation is not held up. Every later sweep parks the events of an order
+// that has a parked event behind it (a primary-key probe into outbox_dead
+// per event read, on a table empty unless something is parked), so a
+// parked version is never overtaken by the sweeper. RequeueDead, under the
+// sweep lock and with the orders' rows locked, first parks the orders'
+// events still unpublished, then moves the parked rows back into
+// outbox_events with fresh seqs in version order and deletes them from
+// outbox_dead.
+//
 // Considered and not taken: moving stragglers forward into the current slot
 // (a sweep publishes them where they are; moving would copy payloads and
 // race the fast path's acknowledgement); a slot column filled by a function
@@ -84,9 +97,7 @@
 // updates, and the slot would not follow from the seq); DELETE of acks by
 // range (dead tuples again).
 //
-// Later work fits this layout: a dead-letter table outbox_dead (copy the
-// poison event there, then record its seq in outbox_acks in the same
-// transaction, so the watermark passes it); a fleet-wide "this order has a
+// Later work fits this layout: a fleet-wide "this order has a
 // deferred event" mark (a small table of order ids written by the publisher
 // and read by the gate; cleared when the watermark passes the event's seq);
 // trace context per event (two nullable text columns in outbox_events,

@@ -57,13 +57,16 @@ WHERE l.locktype = 'relation' AND l.relation = 'outbox_seq'::regclass
   AND l.pid IS DISTINCT FROM pg_backend_pid()`
 
 // sweepEventsSQL returns the unacknowledged events with seq in [$1, $2] in
-// seq order, with whether each is older than $3 µs. The acknowledgements are
+// seq order, with whether each is older than $3 µs and whether its order
+// has a parked event (one primary-key probe into outbox_dead, which is
+// empty unless something was parked). The acknowledgements are
 // read for that range only, so the cost follows the range, not history.
 const sweepEventsSQL = `WITH acked AS MATERIALIZED (
   SELECT s FROM outbox_acks a, unnest(a.seqs) s
   WHERE a.max_seq >= $1 AND a.min_seq <= $2 AND s BETWEEN $1 AND $2)
 SELECT e.seq, e.order_id, e.version, e.ce_type, e.ce_time, e.payload,
-  e.enqueued_at < now() - $3::bigint * interval '1 microsecond'
+  e.enqueued_at < now() - $3::bigint * interval '1 microsecond',
+  EXISTS (SELECT 1 FROM outbox_dead d WHERE d.order_id = e.order_id)
 FROM outbox_events e
 WHERE e.seq BETWEEN $1 AND $2 AND NOT EXISTS (SELECT 1 FROM acked k WHERE k.s = e.seq)
 ORDER BY e.seq
@@ -77,6 +80,12 @@ LIMIT $4`
 // and the ring's low watermark moves past them; otherwise the transaction
 // rolls back and fn's error is returned. fn is not called when nothing
 // qualifies.
+//
+// fn may instead park events (refused by the broker for good): its error
+// then has a method ParkedEvents() []order.ParkedEvent, the events it lists
+// move to outbox_dead, every other one counts as published, and the sweep
+// commits. Events of an order that has a parked event are not handed to fn:
+// they are parked behind it (see doc.go).
 //
 // It returns the number of events fn published (0 when fn failed) and,
 // when the sweep reached the end of what it may publish, a time before
@@ -124,18 +133,32 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 		if err != nil {
 			return err
 		}
-		events, next, done, err := readSweepPage(ctx, tx, &arena, low, high, olderThan, limit)
+		events, behind, next, done, err := readSweepPage(ctx, tx, &arena, low, high, olderThan, limit)
 		if err != nil {
 			return err
 		}
+		var parked []order.ParkedEvent
 		if len(events) > 0 {
 			if fnErr = fn(events); fnErr != nil {
-				return fnErr
+				var pe interface{ ParkedEvents() []order.ParkedEvent }
+				if !errors.As(fnErr, &pe) {
+					return fnErr
+				}
+				parked, fnErr = pe.ParkedEvents(), nil
 			}
-			seqs := make([]int64, len(events))
-			for i, e := range events {
-				seqs[i] = e.Seq
+		}
+		for _, seq := range behind {
+			parked = append(parked, order.ParkedEvent{Seq: seq, Err: behindErr})
+		}
+		if err := parkEvents(ctx, tx, parked); err != nil {
+			return err
+		}
+		if len(events)+len(behind) > 0 {
+			seqs := make([]int64, 0, len(events)+len(behind))
+			for _, e := range events {
+				seqs = append(seqs, e.Seq)
 			}
+			seqs = append(seqs, behind...)
 			if _, err := tx.Exec(ctx, ackEventsSQL, seqs); err != nil {
 				return err
 			}
@@ -145,7 +168,7 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 				return err
 			}
 		}
-		published = len(events)
+		published = len(events) + len(behind) - len(parked)
 		if done {
 			before = now.Add(-olderThan)
 			if settledAt.Before(before) {
@@ -209,28 +232,31 @@ func settle(ctx context.Context, tx pgx.Tx) (low, high int64, settledAt, now tim
 }
 
 // readSweepPage reads the page of a sweep over [low, high]: the events to
-// publish (copied into arena), the new low watermark, and whether the sweep
+// publish (copied into arena), the seqs of the events whose order has a
+// parked event (they are parked behind it, not published), the new low
+// watermark, and whether the sweep
 // reached the end (a younger event, or the end of the range).
-func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, high int64, olderThan time.Duration, limit int) (events []order.Event, next int64, done bool, err error) {
+func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, high int64, olderThan time.Duration, limit int) (events []order.Event, behind []int64, next int64, done bool, err error) {
 	next = low
 	if high < low {
-		return nil, next, true, nil
+		return nil, nil, next, true, nil
 	}
 	rows, err := tx.Query(ctx, sweepEventsSQL, low, high, olderThan.Microseconds(), limit)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, nil, 0, false, err
 	}
 	defer rows.Close()
 	var (
 		ev   order.Event
 		old  bool
+		wait bool
 		read int
 		cut  bool
 	)
 	for rows.Next() {
 		read++
-		if err := rows.Scan(&ev.Seq, nil, &ev.Version, nil, &ev.Time, nil, &old); err != nil {
-			return nil, 0, false, err
+		if err := rows.Scan(&ev.Seq, nil, &ev.Version, nil, &ev.Time, nil, &old, &wait); err != nil {
+			return nil, nil, 0, false, err
 		}
 		if !old {
 			// The fast path may still be on it: stop here, and come back
@@ -238,24 +264,28 @@ func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, 
 			next, cut = ev.Seq, true
 			break
 		}
+		next = ev.Seq + 1
+		if wait {
+			behind = append(behind, ev.Seq) // parked behind its order's parked event
+			continue
+		}
 		raw := rows.RawValues()
 		ev.OrderID = arena.CopyString(raw[1])
 		ev.Type = arena.CopyString(raw[3])
 		ev.Payload = arena.Copy(raw[5])
 		events = append(events, ev)
-		next = ev.Seq + 1
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, 0, false, err
+		return nil, nil, 0, false, err
 	}
 	switch {
 	case cut:
-		return events, next, true, nil
+		return events, behind, next, true, nil
 	case read < limit:
-		return events, high + 1, true, nil
+		return events, behind, high + 1, true, nil
 	}
-	return events, next, false, nil
+	return events, behind, next, false, nil
 }
 
 // errSweepBusy is SweepEvents' answer when another sweep holds the lock: it

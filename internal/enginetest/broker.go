@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -115,4 +116,38 @@ func Header(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
+}
+
+// SetTopicConfig sets one configuration entry of Topic on the broker at
+// brokers (IncrementalAlterConfigs), e.g. max.message.bytes: kfake refuses
+// a produce batch above it with MESSAGE_TOO_LARGE, which the client does
+// not retry.
+func SetTopicConfig(t testing.TB, brokers []string, name, value string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatalf("enginetest: kafka client: %v", err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rt := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rt.ResourceType = kmsg.ConfigResourceTypeTopic
+	rt.ResourceName = Topic
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Value = name, kmsg.StringPtr(value)
+	rt.Configs = append(rt.Configs, c)
+	req.Resources = append(req.Resources, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil {
+		for _, r := range resp.Resources {
+			if err == nil {
+				err = kerr.ErrorForCode(r.ErrorCode)
+			}
+		}
+	}
+	if err != nil {
+		t.Fatalf("enginetest: set topic %s=%s: %v", name, value, err)
+	}
 }
