@@ -72,9 +72,11 @@
 //     and the sequence wraps the ring: a slot then holds several
 //     generations, which is correct (truncation looks at the largest seq in
 //     the partition) and holds the backlog only as long as it exists.
-//   - OutboxStats (the backlog and oldest-age gauges) counts the
-//     unacknowledged events above the watermark: the same tail a sweep
-//     reads. The view outbox shows the unpublished events (and takes
+//   - OutboxStats (the backlog and oldest-age gauges) never reads the
+//     unpublished events: the backlog is the seqs handed out above the
+//     watermark less the acknowledged ones there, the oldest age one
+//     primary-key probe per partition from the watermark. A backlog of a
+//     million events costs what an empty outbox does. The view outbox shows the unpublished events (and takes
 //     hand-written inserts, seq and slot from their defaults).
 //
 // Parked events (migration 0005): a sweep's callback may refuse events for
