@@ -82,3 +82,22 @@ func TestCopySourcesAllocateNothing(t *testing.T) {
 		}
 	}, int8, int4, text, int4, text, tstz, bytea)
 }
+
+// TestWireParamsAllocateNothing pins the reason wireParams exists: once
+// its buffers have grown, encoding a group commit's parameters allocates
+// nothing (pgx's array encoding allocated one per element).
+func TestWireParamsAllocateNothing(t *testing.T) {
+	var set []*order.Order
+	for i := range 100 {
+		o := testOrder(fmt.Sprintf("ord_%03d", i), uint64(i))
+		if i%2 == 0 {
+			o.IdempotencyKey = fmt.Sprintf("key_%d", i)
+		}
+		set = append(set, &o)
+	}
+	var p wireParams
+	p.fill(set)
+	if a := testing.AllocsPerRun(20, func() { p.fill(set) }); a != 0 {
+		t.Fatalf("wireParams.fill allocates %v per 100 orders; want 0", a)
+	}
+}

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"math"
-
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/orderflow/orderflow/engine/order"
@@ -95,13 +93,7 @@ func (s *itemSource) Values() ([]any, error) {
 	s.orderID = pgtype.Text{String: o.ID, Valid: true}
 	s.line = pgtype.Int4{Int32: int32(s.ii), Valid: true}
 	s.sku = pgtype.Text{String: it.SKU, Valid: true}
-	// A quantity outside int32 becomes 0, which the qty CHECK refuses: a data
-	// error that rejects this order alone, never a silent truncation.
-	q := int32(0)
-	if it.Qty >= math.MinInt32 && it.Qty <= math.MaxInt32 {
-		q = int32(it.Qty)
-	}
-	s.qty = pgtype.Int4{Int32: q, Valid: true}
+	s.qty = pgtype.Int4{Int32: qty32(it.Qty), Valid: true}
 	s.priceCents = pgtype.Int8{Int64: it.PriceCents, Valid: true}
 	return s.row, nil
 }

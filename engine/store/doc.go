@@ -3,15 +3,23 @@
 // handler and the catalog read through it, and the outbox relay
 // (engine/publish) acknowledges, sweeps and reclaims the events it wrote.
 //
-// One WriteOrders call is one transaction (group commit), per attempt
-// (inTx): BEGIN; COPY the orders, sorted by id then arrival, into a
-// per-connection temp table (or, below Config.CopyMinRows, INSERT straight
-// from arrays); INSERT INTO orders … ON CONFLICT DO NOTHING RETURNING (new
-// vs already stored); one SELECT classifies the skipped rows (duplicate or
-// conflict); COPY order_items; take one outbox seq per new order; COPY the
-// outbox events; COMMIT. Retryable errors retry the whole transaction; a
-// data error bisects the set until the refused order is alone; an error at
-// COMMIT is never retried (its outcome is unknown).
+// One WriteOrders call is one transaction (group commit) per attempt. The
+// orders are sorted by id then arrival. Below Config.CopyMinRows (the
+// common case: a few to a few hundred orders a commit) it is one statement
+// and one round trip (writeOrdersSQL): INSERT INTO orders … FROM unnest(…)
+// ON CONFLICT DO NOTHING RETURNING, with two data-modifying CTEs inserting
+// the items and the order.created events of exactly the orders it created,
+// each event taking its seq from outbox_seq; its implicit transaction
+// commits when it returns, and one SELECT then classifies the skipped
+// orders (duplicate or conflict). From CopyMinRows on (inTx): BEGIN; COPY
+// the orders into a per-connection temp table; INSERT INTO orders … ON
+// CONFLICT DO NOTHING RETURNING; the SELECT for the skipped ones; COPY
+// order_items; take one outbox seq per new order; COPY the outbox events;
+// COMMIT. Retryable errors retry the whole attempt; a data error bisects
+// the set until the refused order is alone; an error at COMMIT is never
+// retried (its outcome is unknown), and a statement that lost its
+// connection is retried because writing orders is idempotent (a committed
+// one comes back as duplicates; see commitStatement).
 //
 // # The outbox
 //
