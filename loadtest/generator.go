@@ -478,11 +478,15 @@ func (w *worker) newRequest(path, contentType []byte) *fasthttp.Request {
 	req.Reset()
 	req.Header.SetMethodBytes(methodPost)
 	req.SetRequestURIBytes(path)
+	// The Host header first: once req.URI() is parsed, Write takes the
+	// Host from the URI, which takes it from the header when parsed (in
+	// the other order every https request went out with an empty Host
+	// and was answered 400).
+	req.Header.SetHostBytes(w.r.g.host)
 	if w.r.g.tls {
 		// HostClient refuses a request whose scheme is not its own.
 		req.URI().SetSchemeBytes(schemeHTTPS)
 	}
-	req.Header.SetHostBytes(w.r.g.host)
 	req.Header.SetContentTypeBytes(contentType)
 	return req
 }
