@@ -118,13 +118,12 @@ func appendOrderID(dst []byte, n uint64) []byte {
 // target is an orderflow the benchmarks send to. Read-only once built:
 // safe for concurrent use.
 type target struct {
-	external bool
-	base     string // scheme://host[:port][/path], no trailing slash
-	addr     string // host:port to dial
-	tls      bool
-	roots    *x509.CertPool // nil: the system roots
-	auth     []byte         // the Authorization value; nil: none
-	skus     []string
+	base  string // scheme://host[:port][/path], no trailing slash
+	addr  string // host:port to dial
+	tls   bool
+	roots *x509.CertPool // nil: the system roots
+	auth  []byte         // the Authorization value; nil: none
+	skus  []string
 
 	uriOrders, uriBatches []byte
 	uriOrder              []byte // base + "/v1/orders/"
@@ -139,7 +138,7 @@ func newTarget(s settings) (*target, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("-target %q: want http[s]://host[:port][/path]", s.URL)
 	}
-	t := &target{external: true, base: u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"),
+	t := &target{base: u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"),
 		addr: u.Host, tls: u.Scheme == "https", skus: s.SKUs}
 	switch {
 	case u.Port() != "":
@@ -235,7 +234,6 @@ func benchTarget(b *testing.B) *target {
 	if err != nil {
 		b.Fatal(err)
 	}
-	t.external = false
 	return t
 }
 
