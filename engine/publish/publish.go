@@ -367,9 +367,11 @@ type pubRec struct {
 	context.Context
 
 	rec  kgo.Record
-	hdrs [6]kgo.RecordHeader
+	hdrs [8]kgo.RecordHeader
 
 	key, value, id, ts, typ []byte
+	traceParent             order.TraceParent // the traceparent header's value
+	traceState              []byte            // the tracestate header's value
 
 	seq   int64     // the event's outbox seq, for its acknowledgement
 	idx   int       // a swept record's index in its page
@@ -397,7 +399,9 @@ func putRecord(r *pubRec) {
 
 func (r *pubRec) reset() {
 	r.rec = kgo.Record{}
-	r.hdrs = [6]kgo.RecordHeader{}
+	r.hdrs = [8]kgo.RecordHeader{}
+	r.traceParent = order.TraceParent{}
+	r.traceState = capBuf(r.traceState)
 	r.key = capBuf(r.key)
 	r.value = capBuf(r.value)
 	r.id = capBuf(r.id)
@@ -413,7 +417,9 @@ func capBuf(b []byte) []byte {
 	return b[:0]
 }
 
-// fill copies ev into r's buffers and sets up r.rec as api/asyncapi.yaml describes (key, CloudEvents headers).
+// fill copies ev into r's buffers and sets up r.rec as api/asyncapi.yaml
+// describes (key, CloudEvents headers, and traceparent/tracestate when the
+// event has them).
 func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 	r.key = append(r.key[:0], ev.OrderID...)
 	r.value = append(r.value[:0], ev.Payload...)
@@ -431,7 +437,7 @@ func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 		r.typ = append(r.typ[:0], ev.Type...)
 		typ = r.typ
 	}
-	r.hdrs = [6]kgo.RecordHeader{
+	r.hdrs = [8]kgo.RecordHeader{
 		{Key: "ce_specversion", Value: hdrSpecVersion},
 		{Key: "ce_type", Value: typ},
 		{Key: "ce_source", Value: p.source},
@@ -439,16 +445,27 @@ func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 		{Key: "ce_time", Value: r.ts},
 		{Key: "content-type", Value: hdrContentType},
 	}
+	n := 6
+	if ev.TraceParent.Valid() {
+		r.traceParent = ev.TraceParent
+		r.hdrs[n] = kgo.RecordHeader{Key: hdrTraceParent, Value: r.traceParent[:]}
+		n++
+		if ev.TraceState != "" {
+			r.traceState = append(r.traceState[:0], ev.TraceState...)
+			r.hdrs[n] = kgo.RecordHeader{Key: hdrTraceState, Value: r.traceState}
+			n++
+		}
+	}
 	r.rec = kgo.Record{
 		Key:       r.key,
 		Value:     r.value,
-		Headers:   r.hdrs[:],
+		Headers:   r.hdrs[:n],
 		Timestamp: ev.Time,
 		Context:   r,
 	}
 	r.seq = ev.Seq
 	var size int
-	for _, h := range r.hdrs {
+	for _, h := range r.hdrs[:n] {
 		size += len(h.Key) + len(h.Value)
 	}
 	r.size = int64(len(r.key) + len(r.value) + size)
@@ -459,8 +476,22 @@ func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 var fixedHeaderBytes = len("ce_specversion") + len("ce_type") + len("ce_source") + len("ce_id") + len("ce_time") +
 	len("content-type") + len(hdrSpecVersion) + len(hdrContentType) + 1
 
+// The W3C trace context headers, sent only for an event that has them
+// (lowercase names, as W3C Trace Context asks).
+const (
+	hdrTraceParent = "traceparent"
+	hdrTraceState  = "tracestate"
+)
+
 // eventSize estimates (from above, within a few bytes) the bytes kgo will
 // count for ev's record, before filling one.
 func eventSize(ev *order.Event, sourceLen int) int64 {
-	return int64(2*len(ev.OrderID) + len(ev.Payload) + len(ev.Type) + sourceLen + len(ceTimeLayout) + 11 + fixedHeaderBytes)
+	n := 2*len(ev.OrderID) + len(ev.Payload) + len(ev.Type) + sourceLen + len(ceTimeLayout) + 11 + fixedHeaderBytes
+	if ev.TraceParent.Valid() {
+		n += len(hdrTraceParent) + order.TraceParentLen
+		if ev.TraceState != "" {
+			n += len(hdrTraceState) + len(ev.TraceState)
+		}
+	}
+	return int64(n)
 }
