@@ -48,6 +48,15 @@ type Outbox interface {
 	ReclaimOutbox(ctx context.Context) (int, error)
 }
 
+// Tracer starts a span per record produced (Config.Tracer; nil: off). Its
+// StartPublish is called when a record of ev is handed to the client, with
+// path "fast" or "sweep"; the function it returns is called once, from the
+// record's promise (so it must not block), with where the record landed or
+// why it failed. Implementations must be safe for concurrent use.
+type Tracer interface {
+	StartPublish(ev *order.Event, path string) func(partition int32, offset int64, err error)
+}
+
 // deadLister is implemented by an Outbox that parks events (the store):
 // the number of parked events and the ids of their orders, whose later
 // events stay off the fast path while they are parked.
@@ -270,6 +279,9 @@ func (p *Publisher) Publish(events []order.Event) {
 		r := getRecord()
 		p.fill(r, ev)
 		r.start = now
+		if p.cfg.Tracer != nil {
+			r.span = p.cfg.Tracer.StartPublish(ev, "fast")
+		}
 		p.inflight.Add(1)
 		p.inflightBytes.Add(r.size)
 		// No deadline: a record handed to the client stays there until the
@@ -287,6 +299,9 @@ func (p *Publisher) Publish(events []order.Event) {
 // promise goroutine and must not block.
 func (p *Publisher) onFastAck(rec *kgo.Record, err error) {
 	r := rec.Context.(*pubRec)
+	if r.span != nil {
+		r.span(rec.Partition, rec.Offset, err)
+	}
 	p.inflight.Add(-1)
 	p.inflightBytes.Add(-r.size)
 	switch {
@@ -373,10 +388,11 @@ type pubRec struct {
 	traceParent             order.TraceParent // the traceparent header's value
 	traceState              []byte            // the tracestate header's value
 
-	seq   int64     // the event's outbox seq, for its acknowledgement
-	idx   int       // a swept record's index in its page
-	size  int64     // rec's key+value+header bytes, as kgo counts them
-	start time.Time // hand-off time, for PublishSeconds
+	seq   int64                                          // the event's outbox seq, for its acknowledgement
+	span  func(partition int32, offset int64, err error) // ends the record's span (tracing on)
+	idx   int                                            // a swept record's index in its page
+	size  int64                                          // rec's key+value+header bytes, as kgo counts them
+	start time.Time                                      // hand-off time, for PublishSeconds
 	sweep *sweepBatch
 }
 
@@ -407,7 +423,7 @@ func (r *pubRec) reset() {
 	r.id = capBuf(r.id)
 	r.ts = capBuf(r.ts)
 	r.typ = capBuf(r.typ)
-	r.seq, r.idx, r.size, r.start, r.sweep = 0, 0, 0, time.Time{}, nil
+	r.seq, r.idx, r.size, r.start, r.sweep, r.span = 0, 0, 0, time.Time{}, nil, nil
 }
 
 func capBuf(b []byte) []byte {
