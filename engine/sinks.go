@@ -14,8 +14,12 @@ import (
 // What the sinks call: *store.Store and *publish.Publisher (interfaces, so
 // that a test can measure the sinks' own cost without a database).
 type (
-	orderWriter    interface{ WriteOrders(context.Context, []*order.Batch) }
-	statusWriter   interface{ WriteStatus(context.Context, []*order.UpdateBatch) }
+	orderWriter interface {
+		WriteOrders(context.Context, []*order.Batch)
+	}
+	statusWriter interface {
+		WriteStatus(context.Context, []*order.UpdateBatch)
+	}
 	eventPublisher interface{ Publish([]order.Event) }
 )
 
