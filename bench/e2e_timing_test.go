@@ -2,9 +2,16 @@ package bench
 
 import (
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/engine/tracing"
 	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
@@ -101,6 +108,53 @@ func BenchmarkE2EStatusChange(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(tl.acked.Load())/elapsed.Seconds(), "changes/s")
+		})
+	}
+}
+
+// runSeq keeps the run ids of benchmarks started in one nanosecond apart.
+var runSeq atomic.Int64
+
+// BenchmarkE2ETracing is BenchmarkE2ECreateOrder on one connection, every
+// request with a traceparent and tracestate, with OpenTelemetry tracing off
+// and on (batched export to a no-op exporter: the SDK's work without a
+// collector). The allocs/op difference is tracing's cost per order across
+// the server (request, commit and publish spans); off carries the trace
+// context to the events at no extra allocation.
+func BenchmarkE2ETracing(b *testing.B) {
+	skipUnderTarget(b, "it compares two servers of its own, tracing off and on")
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("tracing=%v", on), func(b *testing.B) {
+			addr := enginetest.Start(b, enginetest.WithEmbeddedBroker(), enginetest.WithTimers(enginetest.Timers{}),
+				enginetest.WithConfig(func(c *engine.Config) {
+					c.Tracing = tracing.Config{Enabled: on, Exporter: tracetest.NewNoopExporter()}
+				})).Engine.Addr()
+			hc := &fasthttp.HostClient{Addr: addr, MaxConns: 1, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+			run := strconv.FormatInt(time.Now().UnixNano()+runSeq.Add(1), 36)
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			body := make([]byte, 0, 256)
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				n++
+				body = append(body[:0], `{"id":"t_`...)
+				body = append(body, run...)
+				body = append(body, '_')
+				body = strconv.AppendInt(body, int64(n), 10)
+				body = append(body, `","user_id":"u_42","items":[{"sku":"milk-1l","qty":2},{"sku":"bread-rye","qty":1},{"sku":"eggs-10","qty":1}]}`...)
+				req.Reset()
+				req.SetRequestURI("http://" + addr + "/v1/orders")
+				req.Header.SetMethod(fasthttp.MethodPost)
+				req.Header.SetContentType("application/json")
+				req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+				req.Header.Set("tracestate", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+				req.SetBody(body)
+				if err := hc.Do(req, resp); err != nil || resp.StatusCode() != fasthttp.StatusCreated {
+					b.Fatalf("POST: %v %d %s", err, resp.StatusCode(), resp.Body())
+				}
+			}
 		})
 	}
 }

@@ -239,12 +239,12 @@ func benchTarget(b *testing.B) *target {
 
 // skipUnderTarget skips a benchmark that measures in-process internals
 // (a PostgreSQL of its own) when -target is set.
-func skipUnderTarget(b *testing.B) {
+func skipUnderTarget(b *testing.B, why string) {
 	b.Helper()
 	if s := externalSettings(); s.URL != "" {
 		// go test shows a benchmark's skip message only with -v: say it on
 		// stderr too.
-		msg := fmt.Sprintf("%s skipped under -target: it measures PostgreSQL directly, on a scratch database of its own, not a deployment; -target runs the BenchmarkE2E* benchmarks", b.Name())
+		msg := fmt.Sprintf("%s skipped under -target: %s, not a deployment; -target runs the other BenchmarkE2E* benchmarks", b.Name(), why)
 		fmt.Fprintln(os.Stderr, "bench: "+msg)
 		b.Skip(msg)
 	}

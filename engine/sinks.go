@@ -3,29 +3,58 @@ package engine
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/orderflow/orderflow/engine/order"
 	"github.com/orderflow/orderflow/engine/publish"
 	"github.com/orderflow/orderflow/engine/store"
+	"github.com/orderflow/orderflow/engine/tracing"
+)
+
+// What the sinks call: *store.Store and *publish.Publisher (interfaces, so
+// that a test can measure the sinks' own cost without a database).
+type (
+	orderWriter interface {
+		WriteOrders(context.Context, []*order.Batch)
+	}
+	statusWriter interface {
+		WriteStatus(context.Context, []*order.UpdateBatch)
+	}
+	eventPublisher interface{ Publish([]order.Event) }
+)
+
+var (
+	_ orderWriter    = (*store.Store)(nil)
+	_ statusWriter   = (*store.Store)(nil)
+	_ eventPublisher = (*publish.Publisher)(nil)
 )
 
 // orderSink commits order batches and hands the committed events to the
 // publisher's fast path. Write runs on several writer goroutines at once.
 type orderSink struct {
-	store *store.Store
-	pub   *publish.Publisher
+	store  orderWriter
+	pub    eventPublisher
+	tracer *tracing.Tracer // nil: tracing off
 }
 
 // statusSink commits status-change batches and hands each new version's
 // event to the publisher. The status pipeline runs one writer by default, so
 // events reach the publisher in commit order.
 type statusSink struct {
-	store *store.Store
-	pub   *publish.Publisher
+	store  statusWriter
+	pub    eventPublisher
+	tracer *tracing.Tracer // nil: tracing off
 }
 
 func (s *statusSink) Write(ctx context.Context, batches []*order.UpdateBatch) {
+	var end func(committed, failed int)
+	if s.tracer != nil {
+		end = startStatusCommit(s.tracer, batches)
+	}
 	s.store.WriteStatus(ctx, batches)
+	if end != nil {
+		end(statusCounts(batches))
+	}
 	publishCommitted(s.pub, func(events []order.Event) []order.Event {
 		for _, b := range batches {
 			for i := range b.Updates {
@@ -41,7 +70,7 @@ func (s *statusSink) Write(ctx context.Context, batches []*order.UpdateBatch) {
 // publishCommitted hands the events collect appends (those of one committed
 // batch) to the publisher's fast path, through a pooled slice. Publish
 // copies what it keeps and never blocks.
-func publishCommitted(pub *publish.Publisher, collect func([]order.Event) []order.Event) {
+func publishCommitted(pub eventPublisher, collect func([]order.Event) []order.Event) {
 	evp := eventsPool.Get().(*[]order.Event)
 	events := collect((*evp)[:0])
 	if len(events) > 0 {
@@ -61,7 +90,14 @@ func putEvents(evp *[]order.Event, events []order.Event) {
 var eventsPool = sync.Pool{New: func() any { s := make([]order.Event, 0, 256); return &s }}
 
 func (s *orderSink) Write(ctx context.Context, batches []*order.Batch) {
+	var end func(committed, failed int)
+	if s.tracer != nil {
+		end = startOrdersCommit(s.tracer, batches)
+	}
 	s.store.WriteOrders(ctx, batches)
+	if end != nil {
+		end(orderCounts(batches))
+	}
 	publishCommitted(s.pub, func(events []order.Event) []order.Event {
 		for _, b := range batches {
 			for i := range b.Orders {
@@ -72,4 +108,74 @@ func (s *orderSink) Write(ctx context.Context, batches []*order.Batch) {
 		}
 		return events
 	})
+}
+
+// Commit spans (tracing on), called only with a tracer. The parents
+// iterator is a closure over the batches; StartCommit only ranges over it,
+// so it stays on the stack (TestSinksAllocateNothingTracingOff).
+
+// startOrdersCommit starts the span of one orders group commit, linked to
+// the request span of each order (its traceparent).
+func startOrdersCommit(t *tracing.Tracer, batches []*order.Batch) func(committed, failed int) {
+	rows := 0
+	for _, b := range batches {
+		rows += b.Len()
+	}
+	return t.StartCommit("orders commit", time.Now(), rows, func(yield func(order.TraceParent) bool) {
+		for _, b := range batches {
+			for i := range b.Orders {
+				if !yield(b.Orders[i].TraceParent) {
+					return
+				}
+			}
+		}
+	})
+}
+
+// startStatusCommit is startOrdersCommit for status changes.
+func startStatusCommit(t *tracing.Tracer, batches []*order.UpdateBatch) func(committed, failed int) {
+	rows := 0
+	for _, b := range batches {
+		rows += b.Len()
+	}
+	return t.StartCommit("status commit", time.Now(), rows, func(yield func(order.TraceParent) bool) {
+		for _, b := range batches {
+			for i := range b.Updates {
+				if !yield(b.Updates[i].TraceParent) {
+					return
+				}
+			}
+		}
+	})
+}
+
+// orderCounts counts the orders a commit created and those it failed.
+func orderCounts(batches []*order.Batch) (created, failed int) {
+	for _, b := range batches {
+		for i := range b.Orders {
+			switch b.Orders[i].Result.Outcome {
+			case order.OutcomeCreated:
+				created++
+			case order.OutcomeFailed:
+				failed++
+			}
+		}
+	}
+	return created, failed
+}
+
+// statusCounts counts the status changes a commit applied and those it
+// failed.
+func statusCounts(batches []*order.UpdateBatch) (applied, failed int) {
+	for _, b := range batches {
+		for i := range b.Updates {
+			switch b.Updates[i].Outcome {
+			case order.UpdateApplied:
+				applied++
+			case order.UpdateFailed:
+				failed++
+			}
+		}
+	}
+	return applied, failed
 }

@@ -107,6 +107,15 @@ type Order struct {
 	Hash       uint64 // content hash: same hash under one id = same order
 	Event      []byte // order.created event value (JSON), view into the arena
 
+	// TraceParent and TraceState are the W3C trace context of the request
+	// that carried the order (ParseTraceParent, AppendTraceState), stored
+	// with its event and sent as that event's Kafka headers. The zero
+	// TraceParent and "" mean none. TraceState is a view into the arena.
+	// Neither is part of the content hash: a retry with another trace
+	// context is the same order.
+	TraceParent TraceParent
+	TraceState  string
+
 	// Filled by the store for orders it reads back (GET).
 	Status    Status
 	Version   int32
@@ -233,13 +242,20 @@ const (
 // Payload are views into memory owned by whoever filled the Event (a batch
 // arena, or the store's scan buffers): consumers that keep them past the
 // call they received them in must copy.
+//
+// TraceParent and TraceState are the trace context of the request whose
+// change produced the event (zero and "" for none): the outbox stores them
+// and the publisher sends them as the record's traceparent and tracestate
+// headers. TraceState is a view like OrderID.
 type Event struct {
-	Seq     int64 // position in the outbox's publishing order, set by the store
-	OrderID string
-	Version int32
-	Type    string    // EventCreated or EventStatusChanged
-	Time    time.Time // ingest time: ce_time and the Kafka record timestamp
-	Payload []byte    // the record value, JSON
+	Seq         int64 // position in the outbox's publishing order, set by the store
+	OrderID     string
+	Version     int32
+	Type        string    // EventCreated or EventStatusChanged
+	Time        time.Time // ingest time: ce_time and the Kafka record timestamp
+	Payload     []byte    // the record value, JSON
+	TraceParent TraceParent
+	TraceState  string
 }
 
 // ParkedEvent is an outbox event the relay parks instead of publishing
@@ -257,5 +273,6 @@ type ParkedEvent struct {
 // CreatedEvent returns o's order.created outbox event (version 1). Its
 // strings and payload are o's: views into the owning batch's arena.
 func (o *Order) CreatedEvent() Event {
-	return Event{Seq: o.Result.EventSeq, OrderID: o.ID, Version: 1, Type: EventCreated, Time: o.ReceivedAt, Payload: o.Event}
+	return Event{Seq: o.Result.EventSeq, OrderID: o.ID, Version: 1, Type: EventCreated, Time: o.ReceivedAt, Payload: o.Event,
+		TraceParent: o.TraceParent, TraceState: o.TraceState}
 }

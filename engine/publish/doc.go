@@ -45,5 +45,11 @@
 // gates within a SweepInterval); clocks must agree with PostgreSQL's within
 // 1s.
 //
+// Trace context: an event that carries its request's W3C traceparent (and
+// tracestate) gets them as the record's traceparent and tracestate headers,
+// copied into the pooled record like the other headers, on the fast path
+// and the sweeper alike (the store keeps them with the event); an event
+// without them gets neither header and costs nothing more.
+//
 // Lock order: acker.ackMu before acker.mu; gate.mu is taken alone.
 package publish

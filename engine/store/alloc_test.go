@@ -22,6 +22,10 @@ func TestCopySourcesAllocateNothing(t *testing.T) {
 		if i%2 == 0 {
 			o.IdempotencyKey = fmt.Sprintf("key_%d", i)
 		}
+		if i%3 == 0 { // trace context columns, set and NULL
+			o.TraceParent = mustTraceParent(t, traceA)
+			o.TraceState = stateA
+		}
 		set = append(set, &o)
 	}
 	w := getWriteState()
@@ -80,7 +84,7 @@ func TestCopySourcesAllocateNothing(t *testing.T) {
 			w.events[i].Seq = int64(i + 1)
 			w.outbox.slots = append(w.outbox.slots, 0)
 		}
-	}, int8, int4, text, int4, text, tstz, bytea)
+	}, int8, int4, text, int4, text, tstz, bytea, text, text)
 }
 
 // TestWireParamsAllocateNothing pins the reason wireParams exists: once

@@ -3,6 +3,7 @@ package store
 import (
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/orderflow/orderflow/engine/internal/bytesutil"
 	"github.com/orderflow/orderflow/engine/order"
 )
 
@@ -112,22 +113,25 @@ func (v *bytea) BytesValue() ([]byte, error) { return v.b, nil }
 // event: order.created rows of new orders and order.status_changed rows of
 // applied status changes alike. Each event's Seq and slot come from
 // allocSeqs. Same reuse as stageSource: one row of pgtype pointers, refilled.
+// The trace context columns are NULL for an event without one.
 type outboxSource struct {
-	events  []order.Event
-	slots   []int32 // slots[i] is events[i]'s ring slot
-	i       int
-	seq     pgtype.Int8
-	slot    pgtype.Int4
-	orderID pgtype.Text
-	version pgtype.Int4
-	ceType  pgtype.Text
-	ceTime  pgtype.Timestamptz
-	payload bytea
-	row     []any
+	events      []order.Event
+	slots       []int32 // slots[i] is events[i]'s ring slot
+	i           int
+	seq         pgtype.Int8
+	slot        pgtype.Int4
+	orderID     pgtype.Text
+	version     pgtype.Int4
+	ceType      pgtype.Text
+	ceTime      pgtype.Timestamptz
+	payload     bytea
+	traceParent pgtype.Text
+	traceState  pgtype.Text
+	row         []any
 }
 
 func (s *outboxSource) init() {
-	s.row = []any{&s.seq, &s.slot, &s.orderID, &s.version, &s.ceType, &s.ceTime, &s.payload}
+	s.row = []any{&s.seq, &s.slot, &s.orderID, &s.version, &s.ceType, &s.ceTime, &s.payload, &s.traceParent, &s.traceState}
 }
 
 // reset points the source at events (nil to drop the views it holds).
@@ -135,6 +139,7 @@ func (s *outboxSource) reset(events []order.Event) {
 	s.events, s.i = events, -1
 	s.slots = s.slots[:0]
 	s.orderID, s.ceType, s.payload = pgtype.Text{}, pgtype.Text{}, bytea{}
+	s.traceParent, s.traceState = pgtype.Text{}, pgtype.Text{}
 }
 
 // Next implements [pgx.CopyFromSource].
@@ -153,6 +158,12 @@ func (s *outboxSource) Values() ([]any, error) {
 	s.ceType = pgtype.Text{String: e.Type, Valid: true}
 	s.ceTime = pgtype.Timestamptz{Time: e.Time, Valid: true}
 	s.payload.b = e.Payload
+	s.traceParent = pgtype.Text{}
+	if e.TraceParent.Valid() {
+		// A view of the event's array: events outlive the COPY.
+		s.traceParent = pgtype.Text{String: bytesutil.String(e.TraceParent[:]), Valid: true}
+	}
+	s.traceState = pgtype.Text{String: e.TraceState, Valid: e.TraceState != ""}
 	return s.row, nil
 }
 

@@ -107,10 +107,16 @@
 // updates, and the slot would not follow from the seq); DELETE of acks by
 // range (dead tuples again).
 //
+// Trace context (migrations 0004 and 0006): every event row carries the
+// W3C traceparent and tracestate of the request behind it in two nullable
+// text columns of outbox_events (NULL, a bit in the null bitmap, when the
+// request had none), filled by outboxSource in the same COPY, read back by
+// the sweep, and kept by parking (outbox_dead has the same columns) and
+// requeueing, so a crash between commit and publish does not lose them.
+//
 // Later work fits this layout: a fleet-wide "this order has a
 // deferred event" mark (a small table of order ids written by the publisher
 // and read by the gate; cleared when the watermark passes the event's seq);
-// trace context per event (two nullable text columns in outbox_events,
-// filled by outboxSource); one row per transaction (a row would carry its
-// events as arrays and a range of seqs; acks stay per seq).
+// one row per transaction (a row would carry its events as arrays and a
+// range of seqs; acks stay per seq).
 package store

@@ -66,7 +66,8 @@ const sweepEventsSQL = `WITH acked AS MATERIALIZED (
   WHERE a.max_seq >= $1 AND a.min_seq <= $2 AND s BETWEEN $1 AND $2)
 SELECT e.seq, e.order_id, e.version, e.ce_type, e.ce_time, e.payload,
   e.enqueued_at < now() - $3::bigint * interval '1 microsecond',
-  EXISTS (SELECT 1 FROM outbox_dead d WHERE d.order_id = e.order_id)
+  EXISTS (SELECT 1 FROM outbox_dead d WHERE d.order_id = e.order_id),
+  e.traceparent, e.tracestate
 FROM outbox_events e
 WHERE e.seq BETWEEN $1 AND $2 AND NOT EXISTS (SELECT 1 FROM acked k WHERE k.s = e.seq)
 ORDER BY e.seq
@@ -255,7 +256,7 @@ func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, 
 	)
 	for rows.Next() {
 		read++
-		if err := rows.Scan(&ev.Seq, nil, &ev.Version, nil, &ev.Time, nil, &old, &wait); err != nil {
+		if err := rows.Scan(&ev.Seq, nil, &ev.Version, nil, &ev.Time, nil, &old, &wait, nil, nil); err != nil {
 			return nil, nil, 0, false, err
 		}
 		if !old {
@@ -273,6 +274,18 @@ func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, 
 		ev.OrderID = arena.CopyString(raw[1])
 		ev.Type = arena.CopyString(raw[3])
 		ev.Payload = arena.Copy(raw[5])
+		// The trace context as the writer stored it (NULL: none). A value
+		// that is not a traceparent (written by hand) is left out.
+		ev.TraceParent = order.TraceParent{}
+		if len(raw[8]) == order.TraceParentLen {
+			if p, ok := order.ParseTraceParent(raw[8]); ok {
+				ev.TraceParent = p
+			}
+		}
+		ev.TraceState = ""
+		if ev.TraceParent.Valid() && len(raw[9]) <= order.MaxTraceStateLen {
+			ev.TraceState = arena.CopyString(raw[9])
+		}
 		events = append(events, ev)
 	}
 	rows.Close()

@@ -60,6 +60,7 @@ func copyEvents(evs []order.Event) []order.Event {
 	out := make([]order.Event, len(evs))
 	for i, e := range evs {
 		e.OrderID, e.Type, e.Payload = strings.Clone(e.OrderID), strings.Clone(e.Type), slices.Clone(e.Payload)
+		e.TraceState = strings.Clone(e.TraceState)
 		out[i] = e
 	}
 	return out

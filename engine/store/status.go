@@ -124,7 +124,8 @@ func (s *Store) WriteStatus(ctx context.Context, batches []*order.UpdateBatch) {
 	if err != nil {
 		s.log.Warn("status batch not committed", "updates", len(w.ups), "err", err)
 		for _, u := range w.ups {
-			*u = order.Update{OrderID: u.OrderID, Status: u.Status, ReceivedAt: u.ReceivedAt, Outcome: order.UpdateFailed, Err: err}
+			*u = order.Update{OrderID: u.OrderID, Status: u.Status, ReceivedAt: u.ReceivedAt,
+				TraceParent: u.TraceParent, TraceState: u.TraceState, Outcome: order.UpdateFailed, Err: err}
 		}
 	}
 	s.status.commitSeconds.Observe(time.Since(start).Seconds())

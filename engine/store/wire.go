@@ -9,7 +9,7 @@ import (
 	"github.com/orderflow/orderflow/engine/order"
 )
 
-// wireParams encodes writeOrdersSQL's fourteen array parameters in
+// wireParams encodes writeOrdersSQL's sixteen array parameters in
 // PostgreSQL's binary array format, straight from the orders into one
 // reused buffer, for PgConn.ExecPrepared. pgx's own array encoding boxes
 // every element in an interface (FlatArray.Index), one allocation per
@@ -42,7 +42,7 @@ const (
 // lookup to classify.
 func (p *wireParams) fill(set []*order.Order) [][]byte {
 	p.reset()
-	items, keyNull := 0, false
+	items, keyNull, parentNull, stateNull := 0, false, false, false
 	for i, o := range set {
 		if i > 0 && o.ID == set[i-1].ID {
 			continue
@@ -50,6 +50,8 @@ func (p *wireParams) fill(set []*order.Order) [][]byte {
 		p.uniq = append(p.uniq, o)
 		items += len(o.Items)
 		keyNull = keyNull || o.IdempotencyKey == ""
+		parentNull = parentNull || !o.TraceParent.Valid()
+		stateNull = stateNull || o.TraceState == ""
 	}
 	n := len(p.uniq)
 	// $1–$8: the orders.
@@ -133,10 +135,28 @@ func (p *wireParams) fill(set []*order.Order) [][]byte {
 		}
 	}
 	p.end(s)
-	// $14: the order.created events' payloads.
+	// $14–$16: the order.created events' payloads and trace context.
 	s = p.begin(oidBytea, n, false)
 	for _, o := range p.uniq {
 		p.bytes(o.Event)
+	}
+	p.end(s)
+	s = p.begin(oidText, n, parentNull)
+	for _, o := range p.uniq {
+		if o.TraceParent.Valid() {
+			p.bytes(o.TraceParent[:])
+		} else {
+			p.null()
+		}
+	}
+	p.end(s)
+	s = p.begin(oidText, n, stateNull)
+	for _, o := range p.uniq {
+		if o.TraceState == "" {
+			p.null()
+		} else {
+			p.text(o.TraceState)
+		}
 	}
 	p.end(s)
 

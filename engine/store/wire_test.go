@@ -21,6 +21,11 @@ func TestWireParamsMatchPgx(t *testing.T) {
 		o := testOrder(fmt.Sprintf("ord_%03d", i/2*2), uint64(i)) // ids 0,0,2,2,4
 		if i == 2 {
 			o.IdempotencyKey = "key-2"
+			tp, ok := order.ParseTraceParent([]byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+			if !ok {
+				t.Fatal("ParseTraceParent refused a valid traceparent")
+			}
+			o.TraceParent, o.TraceState = tp, "congo=t61rcWkgMzE"
 		}
 		if i == 4 {
 			o.Items = append(o.Items, order.Item{SKU: "ünïcode", Qty: 1 << 40, PriceCents: -5})
@@ -30,8 +35,8 @@ func TestWireParamsMatchPgx(t *testing.T) {
 	}
 	var p wireParams
 	vals := p.fill(set)
-	if len(vals) != 14 {
-		t.Fatalf("%d parameters; want 14", len(vals))
+	if len(vals) != 16 {
+		t.Fatalf("%d parameters; want 16", len(vals))
 	}
 	m := pgtype.NewMap()
 	scan := func(i int, oid uint32, dst any) {
@@ -47,6 +52,7 @@ func TestWireParamsMatchPgx(t *testing.T) {
 		created, received                        []time.Time
 		lines, qtys                              []int32
 		payloads                                 [][]byte
+		parents, states                          []pgtype.Text
 	)
 	scan(0, pgtype.TextArrayOID, &ids)
 	scan(1, pgtype.TextArrayOID, &users)
@@ -62,6 +68,8 @@ func TestWireParamsMatchPgx(t *testing.T) {
 	scan(11, pgtype.Int4ArrayOID, &qtys)
 	scan(12, pgtype.Int8ArrayOID, &prices)
 	scan(13, pgtype.ByteaArrayOID, &payloads)
+	scan(14, pgtype.TextArrayOID, &parents)
+	scan(15, pgtype.TextArrayOID, &states)
 
 	uniq := []*order.Order{set[0], set[2], set[4]}
 	if want := []string{"ord_000", "ord_002", "ord_004"}; !slices.Equal(ids, want) {
@@ -82,6 +90,12 @@ func TestWireParamsMatchPgx(t *testing.T) {
 		}
 		if string(payloads[k]) != string(o.Event) {
 			t.Errorf("order %d: payload %q; want %q", k, payloads[k], o.Event)
+		}
+		if parents[k].Valid != o.TraceParent.Valid() || (o.TraceParent.Valid() && parents[k].String != string(o.TraceParent[:])) {
+			t.Errorf("order %d: traceparent %+v; want %q (NULL when none)", k, parents[k], o.TraceParent[:])
+		}
+		if states[k].Valid != (o.TraceState != "") || states[k].String != o.TraceState {
+			t.Errorf("order %d: tracestate %+v; want %q (NULL when none)", k, states[k], o.TraceState)
 		}
 		for line, it := range o.Items {
 			wantItemOrders = append(wantItemOrders, o.ID)

@@ -69,10 +69,10 @@ items AS (
   FROM unnest($9::text[], $10::int4[], $11::text[], $12::int4[], $13::int8[]) AS i(order_id, line, sku, qty, price_cents)
   WHERE i.order_id IN (SELECT id FROM ins)),
 ev AS (
-  INSERT INTO outbox_events (seq, slot, order_id, version, ce_type, ce_time, payload)
-  SELECT q.s, (q.s / r.gen_rows) % r.slots, q.order_id, 1, 'order.created', q.ce_time, q.payload
-  FROM (SELECT nextval('outbox_seq') AS s, e.order_id, e.ce_time, e.payload
-        FROM unnest($1::text[], $6::timestamptz[], $14::bytea[]) AS e(order_id, ce_time, payload)
+  INSERT INTO outbox_events (seq, slot, order_id, version, ce_type, ce_time, payload, traceparent, tracestate)
+  SELECT q.s, (q.s / r.gen_rows) % r.slots, q.order_id, 1, 'order.created', q.ce_time, q.payload, q.traceparent, q.tracestate
+  FROM (SELECT nextval('outbox_seq') AS s, e.order_id, e.ce_time, e.payload, e.traceparent, e.tracestate
+        FROM unnest($1::text[], $6::timestamptz[], $14::bytea[], $15::text[], $16::text[]) AS e(order_id, ce_time, payload, traceparent, tracestate)
         WHERE e.order_id IN (SELECT id FROM ins)) q, outbox_ring r
   RETURNING order_id, seq)
 SELECT ins.id, ins.content_hash, ins.idempotency_key, ev.seq FROM ins JOIN ev ON ev.order_id = ins.id`
