@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/apitest"
 	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
@@ -49,21 +51,34 @@ func TestQueueFullAnswers503AtOnce(t *testing.T) {
 	}
 	u, _ := url.Parse(env.DatabaseURL)
 	dbName := strings.TrimPrefix(u.Path, "/")
-	hc := &http.Client{Timeout: 5 * time.Second}
+	// A starved machine can take seconds to serve /metrics.
+	hc := &http.Client{Timeout: 30 * time.Second}
 	queued := func() float64 {
 		v, _ := metricValue(hc, env.AdminURL, `orderflow_pipeline_queue_depth{pipeline="orders"}`)
 		return v
 	}
+	// The admitted orders wait for the lock while the queue is filled: their
+	// client waits longer than the waits below may take.
+	patient := &http.Client{Timeout: 5 * time.Minute, Transport: apitest.Default().Transport(nil)}
 	results := make(chan reply, 3)
-	send := func(id string) { results <- env.post(orderJSON(id)) }
+	send := func(id string) {
+		resp, err := patient.Post(env.URL+"/v1/orders", "application/json", strings.NewReader(orderJSON(id)))
+		if err != nil {
+			results <- reply{body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		results <- reply{code: resp.StatusCode, header: resp.Header, body: b}
+	}
 	go send("ord_q1") // taken by the only writer, which blocks on the lock
-	waitFor(t, 20*time.Second, "the writer to block on the lock with ord_q1", func() bool {
+	waitFor(t, 2*time.Minute, "the writer to block on the lock with ord_q1", func() bool {
 		return pgtest.Int64(t, pgtest.AdminURL(), `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, dbName) > 0 &&
 			queued() == 0
 	})
 	go send("ord_q2") // queued
 	go send("ord_q3") // queued: the queue is now full
-	waitFor(t, 20*time.Second, "ord_q2 and ord_q3 queued", func() bool { return queued() == 2 })
+	waitFor(t, 2*time.Minute, "ord_q2 and ord_q3 queued", func() bool { return queued() == 2 })
 	start := time.Now()
 	r := env.post(orderJSON("ord_q4"))
 	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), `"overloaded"`) {
