@@ -35,12 +35,7 @@ func (a *orderArrays) fill(set []*order.Order) []any {
 }
 
 func (a *orderArrays) reset() {
-	clear(a.ids)
-	clear(a.users)
-	clear(a.currencies)
-	clear(a.keys)
-	clear(a.args)
-	a.ids, a.users, a.currencies, a.keys = a.ids[:0], a.users[:0], a.currencies[:0], a.keys[:0]
-	a.totals, a.hashes, a.created, a.received = a.totals[:0], a.hashes[:0], a.created[:0], a.received[:0]
-	a.args = a.args[:0]
+	a.ids, a.users, a.currencies, a.keys = reuse(a.ids), reuse(a.users), reuse(a.currencies), reuse(a.keys)
+	a.totals, a.hashes, a.created, a.received = reuse(a.totals), reuse(a.hashes), reuse(a.created), reuse(a.received)
+	a.args = reuse(a.args)
 }
