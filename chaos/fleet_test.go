@@ -123,7 +123,18 @@ func TestFleetSameOrdersToThreeInstances(t *testing.T) {
 	fault := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: kerr.NotEnoughReplicas, Count: -1})
 	round("fl2_")
 	backlog, _ := outboxCount(dbURL)
-	time.Sleep(3 * time.Second) // past the grace: all three sweepers try, and fail
+	// Past the grace the sweepers try, and fail: wait until a sweep has
+	// given up against the fault (its records stay in flight behind the
+	// fast path's), not a fixed 3s that a busy machine can pass before any
+	// sweeper ran.
+	waitFor(t, 3*time.Minute, "a sweep to give up against the fault", func() bool {
+		var failed float64
+		for _, a := range admins {
+			v, _ := series(hc, a, `orderflow_outbox_sweeps_total{result="error"}`)
+			failed += v
+		}
+		return failed > 0
+	})
 	fault.Remove()
 	drain := waitFor(t, 60*time.Second, "outbox empty with three sweepers", func() bool {
 		n, ok := outboxCount(dbURL)

@@ -55,7 +55,7 @@ func TestKafkaPoisonParked(t *testing.T) {
 	}
 	time.Sleep(pick(2*time.Second, 15*time.Second))
 	ld.stop()
-	retried := ld.resolve(t, 30*time.Second)
+	retried := ld.resolve(t, 3*time.Minute)
 	waitFor(t, 60*time.Second, "the large orders parked and the outbox empty", func() bool {
 		n, ok := outboxCount(dbURL)
 		return ok && n == 0 && parkedCount(dbURL) == 3*big

@@ -145,21 +145,45 @@ func TestDoesNotRetryWhatNeedsAFix(t *testing.T) {
 	f(422, "unknown_sku")
 }
 
+// Retries stop when the caller's context ends, when its deadline would pass
+// during the next wait, and after MaxAttempts. Checked on request counts:
+// the context is cancelled once the server has seen three requests, and
+// the deadline is 30s against a Retry-After of a minute, so a busy machine
+// cannot change what happens.
 func TestRetryBoundedByContextAndAttempts(t *testing.T) {
 	s, c := newScripted(t, scriptedAnswer{status: 503, body: `{"error":{"code":"commit_timeout","message":"retry"}}`})
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	c.cfg.MaxAttempts = 1000 // far more than the context allows
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	start := time.Now()
+	atCancel := make(chan int, 1)
+	go func() {
+		for len(s.requests()) < 3 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		atCancel <- len(s.requests())
+	}()
 	_, err := c.CreateOrder(ctx, testOrder)
+	// Cancelled between attempts, the call returns the last answer; during
+	// one, the cancellation. The outcome is unknown either way.
 	var e *Error
-	if !errors.As(err, &e) || e.StatusCode != 503 || e.Code != "commit_timeout" || e.OutcomeKnown {
-		t.Fatalf("error %+v; want the last 503 commit_timeout, outcome unknown", err)
+	if !errors.As(err, &e) || e.OutcomeKnown || !(e.StatusCode == 503 && e.Code == "commit_timeout" || errors.Is(err, context.Canceled)) {
+		t.Fatalf("error %+v; want the last 503 commit_timeout or the cancellation, outcome unknown", err)
 	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("returned after %v; want about the context's 200ms", took)
+	// At most the attempt in flight at the cancel follows it.
+	if n, m := len(s.requests()), <-atCancel; n > m+1 || e.Attempts > m+1 {
+		t.Errorf("%d requests, %d attempts; want none started after the context was cancelled at %d", n, e.Attempts, m)
 	}
-	if n := len(s.requests()); n < 2 || n > 10 {
-		t.Errorf("%d requests; want a few retries within the budget", n)
+
+	// A wait that would outlast the deadline is not started: the call
+	// returns the 503 at once, long before its 30s deadline.
+	s, c = newScripted(t, scriptedAnswer{status: 503, retryAfter: "60", body: `{"error":{"code":"overloaded","message":"retry"}}`})
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = c.CreateOrder(ctx, testOrder)
+	if !errors.As(err, &e) || e.StatusCode != 503 || e.Code != "overloaded" || ctx.Err() != nil || len(s.requests()) != 1 {
+		t.Fatalf("Retry-After 60s with a 30s deadline: error %+v after %d requests, context %v; want the 503 after 1 request, before the deadline",
+			err, len(s.requests()), ctx.Err())
 	}
 
 	s, c = newScripted(t, scriptedAnswer{status: 503, body: `{"error":{"code":"overloaded","message":"retry"}}`})

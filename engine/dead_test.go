@@ -66,7 +66,7 @@ func TestPoisonEventParked(t *testing.T) {
 	if n := env.count(`SELECT count(*) FROM outbox_dead WHERE order_id <> $1`, big); n != 0 {
 		t.Errorf("%d events of other orders parked; want 0", n)
 	}
-	recs := env.Consume(t, "ord_dl", 2*orders+1, 10*time.Second)
+	recs := env.ConsumeAll(t, "ord_dl", time.Minute) // the outbox is empty: all there is
 	seen := map[string]int{}
 	for _, r := range recs {
 		if string(r.Key) == big {

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,19 +15,26 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/engine"
+	"github.com/orderflow/orderflow/internal/apitest"
 	"github.com/orderflow/orderflow/internal/enginetest"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
 
 // A full pipeline queue answers 503 with Retry-After at once, and what was
-// admitted still commits once the database moves again.
+// admitted still commits once the database moves again. "At once" is an
+// order of events: the 503 arrives while the table lock that holds the
+// writer is still held, and every engine timer is minutes long, so a
+// request that waited for room in the queue could only be answered after
+// the client's 30s timeout. The queue is filled on conditions (the writer
+// blocked on the lock, the queue depth gauge at 2), not on sleeps.
 func TestQueueFullAnswers503AtOnce(t *testing.T) {
 	env := newEnv(t, func(c *engine.Config) {
 		c.Pipeline.Writers = 1
 		c.Pipeline.QueueRows = 2
 		c.Pipeline.MaxBatchRows = 1
-		c.Store.TxTimeout = 20 * time.Second
-		c.Pipeline.WriteTimeout = 30 * time.Second
+		c.Store.TxTimeout = 2 * time.Minute
+		c.Pipeline.WriteTimeout = 3 * time.Minute
+		c.Ingest.AckTimeout = 3 * time.Minute
 	})
 	ctx := context.Background()
 	lock, err := pgx.Connect(ctx, env.DatabaseURL)
@@ -41,22 +49,42 @@ func TestQueueFullAnswers503AtOnce(t *testing.T) {
 	if _, err := tx.Exec(ctx, "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
+	u, _ := url.Parse(env.DatabaseURL)
+	dbName := strings.TrimPrefix(u.Path, "/")
+	// A starved machine can take seconds to serve /metrics.
+	hc := &http.Client{Timeout: 30 * time.Second}
+	queued := func() float64 {
+		v, _ := metricValue(hc, env.AdminURL, `orderflow_pipeline_queue_depth{pipeline="orders"}`)
+		return v
+	}
+	// The admitted orders wait for the lock while the queue is filled: their
+	// client waits longer than the waits below may take.
+	patient := &http.Client{Timeout: 5 * time.Minute, Transport: apitest.Default().Transport(nil)}
 	results := make(chan reply, 3)
-	send := func(id string) { results <- env.post(orderJSON(id)) }
+	send := func(id string) {
+		resp, err := patient.Post(env.URL+"/v1/orders", "application/json", strings.NewReader(orderJSON(id)))
+		if err != nil {
+			results <- reply{body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		results <- reply{code: resp.StatusCode, header: resp.Header, body: b}
+	}
 	go send("ord_q1") // taken by the only writer, which blocks on the lock
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, 2*time.Minute, "the writer to block on the lock with ord_q1", func() bool {
+		return pgtest.Int64(t, pgtest.AdminURL(), `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, dbName) > 0 &&
+			queued() == 0
+	})
 	go send("ord_q2") // queued
 	go send("ord_q3") // queued: the queue is now full
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, 2*time.Minute, "ord_q2 and ord_q3 queued", func() bool { return queued() == 2 })
 	start := time.Now()
 	r := env.post(orderJSON("ord_q4"))
-	took := time.Since(start)
-	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
-		t.Fatalf("POST with a full queue: got %s (Retry-After %q); want 503 with Retry-After", r, r.header.Get("Retry-After"))
+	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), `"overloaded"`) {
+		t.Fatalf("POST with a full queue, the writer held: got %s (Retry-After %q); want 503 overloaded with Retry-After, before the lock is released", r, r.header.Get("Retry-After"))
 	}
-	if took > time.Second {
-		t.Errorf("503 took %v; want an immediate answer", took)
-	}
+	t.Logf("503 after %v", time.Since(start))
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +103,17 @@ func TestQueueFullAnswers503AtOnce(t *testing.T) {
 
 // With PostgreSQL refusing connections, orders get 503 quickly (never a
 // 4xx), /readyz reports not ready, and both recover when it is back.
+// "Quickly" is the store's own failure ("unavailable", bounded by its
+// retries and WriteTimeout), not the request giving up on its commit:
+// AckTimeout is beyond the client's 30s, so a request left waiting would
+// get no answer at all.
 func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
 	env := newEnv(t, func(c *engine.Config) {
 		c.Store.TxTimeout = time.Second
 		c.Store.MaxRetries = 1
 		c.Store.RetryBackoff = 10 * time.Millisecond
 		c.Pipeline.WriteTimeout = 3 * time.Second
+		c.Ingest.AckTimeout = 3 * time.Minute
 	})
 	if r := env.post(orderJSON("ord_d0")); r.code != http.StatusCreated {
 		t.Fatalf("before outage: %s", r)
@@ -101,12 +134,10 @@ func TestDatabaseDownAnswers503AndRecovers(t *testing.T) {
 
 	start := time.Now()
 	r := env.post(orderJSON("ord_d1"))
-	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
-		t.Fatalf("POST with the database down: got %s; want 503 with Retry-After", r)
+	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), `"unavailable"`) {
+		t.Fatalf("POST with the database down: got %s; want 503 unavailable with Retry-After", r)
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("503 took %v", took)
-	}
+	t.Logf("503 after %v", time.Since(start))
 	if g := do(t, http.MethodGet, env.AdminURL+"/readyz", "", nil); g.code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with the database down: %s; want 503", g)
 	}
@@ -201,17 +232,21 @@ func TestShutdownUnderLoadLosesNothing(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(1500 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// Shut down once the load has shown itself (a count, not a sleep: on a
+	// busy machine 1.5s held fewer than 50 acknowledgements), with the
+	// clients still sending.
+	waitFor(t, time.Minute, "200 orders acknowledged under load", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 200
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	err := in.Engine.Shutdown(ctx)
 	cancel()
 	stop.Store(true)
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("Shutdown: %v", err)
-	}
-	if len(acked) < 50 {
-		t.Fatalf("only %d orders acknowledged under load; the test proves little", len(acked))
 	}
 	stored := pgtest.Int64(t, dbURL, `SELECT count(*) FROM orders`)
 	missing := pgtest.Int64(t, dbURL, `SELECT count(*) FROM unnest($1::text[]) a(id) WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = a.id)`, acked)
@@ -221,7 +256,7 @@ func TestShutdownUnderLoadLosesNothing(t *testing.T) {
 	if left := pgtest.Int64(t, dbURL, `SELECT count(*) FROM outbox`); left != 0 {
 		t.Errorf("outbox rows left after a clean shutdown: %d", left)
 	}
-	recs := in.Consume(t, "ord_s", int(stored), 20*time.Second)
+	recs := in.Consume(t, "ord_s", int(stored), time.Minute)
 	seen := map[string]bool{}
 	for _, r := range recs {
 		seen[string(r.Key)] = true

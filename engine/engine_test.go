@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/internal/apitest"
 	"github.com/orderflow/orderflow/internal/enginetest"
@@ -167,6 +169,17 @@ func TestCreateOrderCommitsAndPublishes(t *testing.T) {
 	})
 }
 
+// allPublished waits (a minute at most) until the outbox is empty, so that
+// every committed event is on the topic, and returns every record there
+// under keyPrefix: the exact count, with no window to wait out for extras.
+func (env *testEnv) allPublished(t *testing.T, keyPrefix string) []*kgo.Record {
+	t.Helper()
+	waitFor(t, time.Minute, "the outbox empty: every committed event published", func() bool {
+		return env.count(`SELECT count(*) FROM outbox`) == 0
+	})
+	return env.ConsumeAll(t, keyPrefix, time.Minute)
+}
+
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -210,9 +223,7 @@ func TestReplayConflictAndIdempotencyKey(t *testing.T) {
 		t.Errorf("the conflicting order changed the stored one")
 	}
 	// Exactly one event per committed order, none for replays or conflicts.
-	env.Consume(t, "ord_", 2, 10*time.Second) // waits for them
-	time.Sleep(300 * time.Millisecond)
-	recs := env.Consume(t, "ord_", 3, time.Second)
+	recs := env.allPublished(t, "ord_")
 	if len(recs) != 2 {
 		t.Errorf("records = %d; want 2", len(recs))
 	}

@@ -1,12 +1,15 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/engine/ingest"
@@ -16,6 +19,7 @@ import (
 // keyResult is one request of the rotation test: which key, when it was
 // sent and answered, and the status.
 type keyResult struct {
+	worker      int
 	key         string
 	sent, ended time.Time
 	code        int
@@ -36,6 +40,11 @@ func TestAPIKeyRotationUnderLoad(t *testing.T) {
 			SweepGrace: 2 * time.Second, DeliveryTimeout: time.Second, MetadataMinAge: 100 * time.Millisecond}),
 		enginetest.WithConfig(func(c *engine.Config) {
 			c.Ingest.APIKeys = []ingest.APIKey{{Name: "removed", Key: removed}, {Name: "kept", Key: kept}}
+			// The commits are held (below) across the rotation: nothing may
+			// give up on them meanwhile.
+			c.Store.TxTimeout = 2 * time.Minute
+			c.Pipeline.WriteTimeout = 3 * time.Minute
+			c.Ingest.AckTimeout = 3 * time.Minute
 		}))
 
 	var (
@@ -45,7 +54,7 @@ func TestAPIKeyRotationUnderLoad(t *testing.T) {
 		seq     atomic.Int64
 		wg      sync.WaitGroup
 	)
-	load := func(key string) {
+	load := func(worker int, key string) {
 		for !stop.Load() {
 			id := fmt.Sprintf("ord_rot%06d", seq.Add(1))
 			sent := time.Now()
@@ -55,19 +64,72 @@ func TestAPIKeyRotationUnderLoad(t *testing.T) {
 				return
 			}
 			mu.Lock()
-			results = append(results, keyResult{key: key, sent: sent, ended: time.Now(), code: r.code})
+			results = append(results, keyResult{worker: worker, key: key, sent: sent, ended: time.Now(), code: r.code})
 			mu.Unlock()
 		}
 	}
-	for _, k := range []string{removed, removed, kept, kept, kept, added} {
-		wg.Go(func() { load(k) })
+	// The added key's worker starts at the rotation: before it, it would
+	// only spin on 401s.
+	keys := []string{removed, removed, kept, kept, kept, added}
+	before := len(keys) - 1
+	for i, k := range keys[:before] {
+		wg.Go(func() { load(i, k) })
 	}
-	time.Sleep(time.Second)
+	defer func() { stop.Store(true); wg.Wait() }()
+	// everyWorker reports whether each of the first n workers has a result
+	// for which ok holds. Conditions, not sleeps, frame the rotation: on a
+	// busy machine a second could hold no request of some worker.
+	everyWorker := func(n int, ok func(keyResult) bool) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		seen := make([]bool, len(keys))
+		left := n
+		for _, r := range results {
+			if r.worker < n && !seen[r.worker] && ok(r) {
+				seen[r.worker] = true
+				left--
+			}
+		}
+		return left == 0
+	}
+	waitFor(t, time.Minute, "every worker answered once before the rotation", func() bool {
+		return everyWorker(before, func(keyResult) bool { return true })
+	})
+	// Hold the commits until every worker has a request admitted and
+	// waiting for its commit, rotate, then let them go: the removed key's
+	// requests in flight are admitted before the rotation and answered
+	// after it, on events rather than on where a sleep happens to fall.
+	ctx := context.Background()
+	lock, err := pgx.Connect(ctx, in.DatabaseURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer lock.Close(ctx)
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	waitFor(t, time.Minute, "every worker's request admitted and held", func() bool {
+		n, _ := metricValue(hc, in.AdminURL, "orderflow_inflight_requests")
+		return n == float64(before)
+	})
 	if err := in.Engine.SetAPIKeys([]ingest.APIKey{{Name: "kept", Key: kept}, {Name: "added", Key: added}}); err != nil {
 		t.Fatalf("SetAPIKeys: %v", err)
 	}
 	rotated := time.Now()
-	time.Sleep(time.Second)
+	wg.Go(func() { load(before, added) })
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Once every worker has sent a request after the rotation, each one
+	// that was in flight at the rotation has been answered.
+	waitFor(t, time.Minute, "every worker answered a request sent after the rotation", func() bool {
+		return everyWorker(len(keys), func(r keyResult) bool { return r.sent.After(rotated) })
+	})
 	stop.Store(true)
 	wg.Wait()
 
@@ -93,8 +155,8 @@ func TestAPIKeyRotationUnderLoad(t *testing.T) {
 	if removedAfter == 0 || addedAfter == 0 {
 		t.Fatalf("after the rotation: %d requests with the removed key, %d with the added one; want some of each", removedAfter, addedAfter)
 	}
-	if inFlight == 0 {
-		t.Errorf("no request with the removed key was admitted before the rotation and answered 201 after it (%d results)", len(results))
+	if inFlight != 2 {
+		t.Errorf("%d requests with the removed key were admitted before the rotation and answered 201 after it; want 2, one per worker (%d results)", inFlight, len(results))
 	}
 
 	// A reload that would turn authentication off, or holds a bad key, is

@@ -79,9 +79,7 @@ func TestStatusMachineThroughTheListener(t *testing.T) {
 		t.Errorf("GET after the chain: %s", g.body)
 	}
 	// Exactly one event per version, in version order, on one partition.
-	env.Consume(t, "ord_s1", 5, 10*time.Second) // waits for them
-	time.Sleep(200 * time.Millisecond)
-	recs := env.Consume(t, "ord_s1", 6, time.Second)
+	recs := env.allPublished(t, "ord_s1")
 	var ids []string
 	for _, r := range recs {
 		ids = append(ids, enginetest.Header(r, "ce_id")+" "+enginetest.Header(r, "ce_type"))
@@ -134,9 +132,7 @@ func TestConcurrentStatusUpdatesOneChain(t *testing.T) {
 			t.Errorf("version %d was never answered", v)
 		}
 	}
-	env.Consume(t, "ord_c1", int(final), 10*time.Second) // waits for them
-	time.Sleep(200 * time.Millisecond)
-	recs := env.Consume(t, "ord_c1", int(final)+1, time.Second)
+	recs := env.allPublished(t, "ord_c1")
 	if len(recs) != int(final) {
 		t.Fatalf("events = %d; want %d (one per version)", len(recs), final)
 	}
@@ -223,9 +219,7 @@ func testOrderBatchPerItemResults(t *testing.T, dec string) {
 	wantStatus = []int{200, 200, 409, 400, 422, 200, 200}
 	check("gzip array", do(t, http.MethodPost, env.URL+"/v1/order-batches", "application/json", gz.Bytes(), "Content-Encoding", "gzip"))
 
-	env.Consume(t, "ord_b", 3, 10*time.Second) // waits for them
-	time.Sleep(200 * time.Millisecond)
-	recs := env.Consume(t, "ord_b", 4, time.Second)
+	recs := env.allPublished(t, "ord_b")
 	if len(recs) != 3 {
 		t.Errorf("published %d order events; want exactly the 3 committed orders", len(recs))
 	}

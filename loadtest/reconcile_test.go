@@ -86,12 +86,16 @@ func TestReconcile(t *testing.T) {
 			t.Fatalf("%s: took %v; want it to stop as soon as every event is seen", name, time.Since(start))
 		}
 	}
-	const long = 20 * time.Second
+	// long bounds the waits that end once every event is seen: it is far
+	// beyond what they take, so one that ran out (more than half of it)
+	// did not stop on its own. The unpublished case always waits its whole
+	// timeout, which must leave a busy machine time to read a1's event.
+	const long = 2 * time.Minute
 	f("all good", []string{"a1", "a2", "a3", "a2"}, []string{"r1", "r1"}, long, want{})
 	f("refused then acked is not a phantom", []string{"a1", "r5"}, []string{"r5", "r1"}, long, want{})
 	f("lost", []string{"a1", "l1"}, nil, long, want{lost: []string{"l1"}})
 	f("phantom", []string{"a1"}, []string{"r1", "p1"}, long, want{phantom: []string{"p1"}})
-	f("unpublished", []string{"a1", "a4"}, nil, time.Second, want{unpublished: []string{"a4"}})
+	f("unpublished", []string{"a1", "a4"}, nil, 5*time.Second, want{unpublished: []string{"a4"}})
 	f("nothing acked", nil, []string{"r1"}, long, want{})
 }
 
@@ -130,7 +134,7 @@ func TestRunThenReconcile(t *testing.T) {
 	dbURL := scratchDB(t, `CREATE TABLE orders (id text PRIMARY KEY)`)
 	brokers := fakeKafka(t)
 	srv := enginetest.StartFake(t, func(f *enginetest.FakeServer) { f.Fail503Every = 7 })
-	res, _ := mustRun(t, Config{Target: srv.URL, Conns: 2, Scenario: ScenarioDuplicates, MaxRequests: 300, Duration: 10 * time.Second})
+	res, _ := mustRun(t, Config{Target: srv.URL, Conns: 2, Scenario: ScenarioDuplicates, MaxRequests: 300, Duration: untilMax})
 	stored, _ := srv.Snapshot()
 	pgtest.Exec(t, dbURL, `INSERT INTO orders (id) SELECT unnest($1::text[])`, stored)
 	ce := make([]string, len(stored))

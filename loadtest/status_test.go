@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"testing"
-	"time"
 
 	"github.com/orderflow/orderflow/internal/enginetest"
 )
@@ -13,7 +12,7 @@ import (
 // more and go on.
 func TestStatusScenario(t *testing.T) {
 	s := enginetest.StartFake(t, nil)
-	res, _ := mustRun(t, Config{Target: s.URL, Conns: 3, Scenario: ScenarioStatus, StatusOrders: 2500, MaxRequests: 300, Duration: 20 * time.Second})
+	res, _ := mustRun(t, Config{Target: s.URL, Conns: 3, Scenario: ScenarioStatus, StatusOrders: 2500, MaxRequests: 300, Duration: untilMax})
 	c := res.Report.Counts
 	if s.Stats().Bulk != 3 || len(res.AckedIDs()) != 2500 {
 		t.Fatalf("%d bulk requests, %d acked ids; want 3 (1000, 1000, 500) and 2500", s.Stats().Bulk, len(res.AckedIDs()))
@@ -24,7 +23,7 @@ func TestStatusScenario(t *testing.T) {
 	checkStates(t, s, res)
 
 	s2 := enginetest.StartFake(t, nil)
-	res, _ = mustRun(t, Config{Target: s2.URL, Conns: 2, Scenario: ScenarioStatus, StatusOrders: 5, MaxRequests: 100, Duration: 20 * time.Second})
+	res, _ = mustRun(t, Config{Target: s2.URL, Conns: 2, Scenario: ScenarioStatus, StatusOrders: 5, MaxRequests: 100, Duration: untilMax})
 	c = res.Report.Counts
 	if c.Orders.Acked == 0 || c.Updates.Acked+c.Orders.Acked != 100 || s2.Stats().Updates != c.Updates.Acked {
 		t.Fatalf("counts %+v, server saw %d updates; want new orders once the 5 prepared ones are delivered", c, s2.Stats().Updates)

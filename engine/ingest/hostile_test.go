@@ -60,13 +60,17 @@ func testPanicBecomes500(t *testing.T, dec string) {
 
 // The in-flight body-bytes cap answers 503 + Retry-After at once when the
 // bodies held by admitted requests would pass it, and admits again once
-// they are released. Made to fail once by disabling the cap check in
+// they are released. "At once" is checked as an order of events: the 503
+// arrives while the held requests still hold their bodies, and AckTimeout
+// is far beyond the client's 30s, so a request that waited could not be
+// answered at all. Made to fail once by disabling the cap check in
 // acquireBytes: the third request waited 15s (AckTimeout) instead of a 503.
 func TestInflightBodyBytesCap(t *testing.T) { forEachDecoder(t, testInflightBodyBytesCap) }
 
 func testInflightBodyBytesCap(t *testing.T, dec string) {
 	body := validOrder
-	cfg := Config{Decoder: dec, MaxInflightBodyBytes: int64(2*len(body) + len(body)/2)} // room for two bodies
+	cfg := Config{Decoder: dec, MaxInflightBodyBytes: int64(2*len(body) + len(body)/2), // room for two bodies
+		AckTimeout: 10 * time.Minute}
 	ts := newTestServer(t, cfg, nil)
 	ts.orders.hold = make(chan struct{})
 	ts.serveInmemory()
@@ -77,13 +81,9 @@ func testInflightBodyBytesCap(t *testing.T, dec string) {
 		wg.Go(func() { held[i] = ts.post(c, strings.Replace(body, "ord_1", fmt.Sprintf("ord_%d", i+2), 1)) })
 	}
 	waitUntil(t, 5*time.Second, "two bodies held", func() bool { return ts.s.bodyBytes.Load() == int64(2*len(body)) })
-	start := time.Now()
 	r := ts.post(c, strings.Replace(body, "ord_1", "ord_4", 1))
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("body-bytes 503 took %v; want it at once (< 500ms)", d)
-	}
-	if r.code != fasthttp.StatusServiceUnavailable || r.header["Retry-After"] == "" {
-		t.Fatalf("third body over the cap: got %s (Retry-After %q); want 503 with Retry-After", r, r.header["Retry-After"])
+	if r.code != fasthttp.StatusServiceUnavailable || errorCode(r.body) != "overloaded" || r.header["Retry-After"] == "" {
+		t.Fatalf("third body over the cap, with two held: got %s (Retry-After %q); want 503 overloaded with Retry-After, before the held ones are let go", r, r.header["Retry-After"])
 	}
 	if got := rejected(ts.m, "body_bytes"); got != 1 {
 		t.Errorf("admission_rejected{body_bytes} = %v; want 1", got)
@@ -134,127 +134,204 @@ func (ts *testServer) serveTCP() string {
 	return ln.Addr().String()
 }
 
-// Slowloris: connections that send their headers a byte at a time, slower
-// than ReadTimeout allows, are closed after about ReadTimeout, and a
-// well-behaved client is answered promptly meanwhile. Made to fail once by
-// setting ReadTimeout to 1h in the server (fasthttp's own default is no
-// timeout): the slow connections were still open after 10s.
+// slowConn is one slowloris connection: it sends a request's headers one
+// byte every 20ms and never finishes them (the headers would reach
+// MaxHeaderBytes only after minutes), and reads until the server closes it.
+type slowConn struct {
+	conn   net.Conn
+	dialed time.Time     // just before the dial: no server timer can start earlier
+	closed chan struct{} // closed once the read ended
+	// Set before closed is closed.
+	after time.Duration // dialed → the read ended
+	err   error         // what ended the read: nil (EOF) or a reset is the server closing it; a timeout means it stayed open
+}
+
+// slowlorisPrefix is what every slow connection sends before its endless
+// X-Pad header.
+const slowlorisPrefix = "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Pad: "
+
+// openSlowloris dials n slow connections to addr. Each one's read gives up
+// after within; they are closed, and their goroutines stopped, in
+// t.Cleanup.
+func openSlowloris(t *testing.T, addr string, n int, within time.Duration) []*slowConn {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	conns := make([]*slowConn, 0, n)
+	t.Cleanup(func() {
+		close(stop)
+		for _, sc := range conns {
+			sc.conn.Close()
+		}
+		wg.Wait()
+	})
+	for i := range n {
+		sc := &slowConn{dialed: time.Now(), closed: make(chan struct{})}
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial slow connection %d: %v", i, err)
+		}
+		sc.conn = conn
+		conns = append(conns, sc)
+		wg.Go(func() {
+			for j := 0; ; j++ {
+				b := byte('a')
+				if j < len(slowlorisPrefix) {
+					b = slowlorisPrefix[j]
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				if _, err := conn.Write([]byte{b}); err != nil {
+					return // closed
+				}
+			}
+		})
+		wg.Go(func() {
+			_ = conn.SetReadDeadline(time.Now().Add(within))
+			_, sc.err = io.Copy(io.Discard, conn)
+			sc.after = time.Since(sc.dialed)
+			close(sc.closed)
+		})
+	}
+	return conns
+}
+
+// isClosed reports whether sc's read has ended.
+func (sc *slowConn) isClosed() bool {
+	select {
+	case <-sc.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Slowloris: connections that send their headers a byte at a time, never
+// finishing them, are closed by the server after ReadTimeout (not before),
+// and while the server holds such connections a well-behaved client is
+// answered. Both are checked on events, not on durations: the slow
+// connections must still be open when the well-behaved requests are all
+// answered (the server has ReadTimeout of a minute for that part), and each
+// must be closed by the server, not by the test's minute-long read deadline.
+// Made to fail once by setting ReadTimeout to 1h in the server (fasthttp's
+// own default is no timeout): the slow connections were still open when
+// their minute ran out; and by setting MaxConns to 10: the server never held
+// the fifty slow connections, and in the second part closed forty of them
+// at once, before ReadTimeout.
 func TestSlowlorisConnectionsAreClosed(t *testing.T) {
 	forEachDecoder(t, testSlowlorisConnectionsAreClosed)
 }
 
 func testSlowlorisConnectionsAreClosed(t *testing.T, dec string) {
-	const readTimeout = 500 * time.Millisecond
-	ts := newTestServer(t, Config{Decoder: dec, ReadTimeout: readTimeout, IdleTimeout: readTimeout}, nil)
-	addr := ts.serveTCP()
-
 	const slow = 50
-	closedAfter := make([]time.Duration, slow)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for i := range slow {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		wg.Go(func() {
-			start := time.Now()
-			req := "POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Pad: " + strings.Repeat("a", 200) + "\r\n"
-			// Dribble one byte every 20ms (the whole header would take 5s).
-			go func() {
-				for j := 0; j < len(req); j++ {
-					select {
-					case <-stop:
-						return
-					case <-time.After(20 * time.Millisecond):
-					}
-					if _, err := conn.Write([]byte{req[j]}); err != nil {
-						return
-					}
-				}
-			}()
-			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			_, _ = io.Copy(io.Discard, conn) // returns when the server closes
-			closedAfter[i] = time.Since(start)
+	t.Run("well-behaved answered meanwhile", func(t *testing.T) {
+		ts := newTestServer(t, Config{Decoder: dec, ReadTimeout: time.Minute, IdleTimeout: time.Minute}, nil)
+		addr := ts.serveTCP()
+		conns := openSlowloris(t, addr, slow, 2*time.Minute)
+		waitUntil(t, 30*time.Second, "the server to hold every slow connection", func() bool {
+			return ts.s.srv.GetOpenConnectionsCount() >= slow
 		})
-	}
-
-	// Meanwhile a normal client keeps being answered promptly.
-	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return net.Dial("tcp", addr) }}
-	var worst time.Duration
-	for i := range 20 {
-		start := time.Now()
-		r := do(c, "POST", "/v1/orders", "application/json", []byte(strings.Replace(validOrder, "ord_1", fmt.Sprintf("ord_n%d", i), 1)))
-		if d := time.Since(start); d > worst {
-			worst = d
+		// Each request has 30s (do's timeout); stuck behind the slow
+		// connections it would wait their minute.
+		c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return net.Dial("tcp", addr) }}
+		for i := range 20 {
+			r := do(c, "POST", "/v1/orders", "application/json", []byte(strings.Replace(validOrder, "ord_1", fmt.Sprintf("ord_n%d", i), 1)))
+			if r.code != 201 {
+				t.Fatalf("well-behaved request %d during the slowloris: %s; want 201", i, r)
+			}
 		}
-		if r.code != 201 {
-			t.Fatalf("well-behaved request %d during the slowloris: %s", i, r)
+		for i, sc := range conns {
+			if sc.isClosed() {
+				t.Fatalf("slow connection %d ended (%v after %v) before the well-behaved requests were done; the test proves nothing", i, sc.err, sc.after)
+			}
 		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	wg.Wait()
-	close(stop)
-	if worst > 300*time.Millisecond {
-		t.Errorf("slowest well-behaved request took %v during the slowloris; want < 300ms", worst)
-	}
-	for i, d := range closedAfter {
-		if d > readTimeout+3*time.Second {
-			t.Errorf("slow connection %d was closed after %v; want about ReadTimeout (%v)", i, d, readTimeout)
+	})
+	t.Run("closed after ReadTimeout", func(t *testing.T) {
+		const readTimeout = 500 * time.Millisecond
+		ts := newTestServer(t, Config{Decoder: dec, ReadTimeout: readTimeout, IdleTimeout: readTimeout}, nil)
+		addr := ts.serveTCP()
+		const within = time.Minute
+		conns := openSlowloris(t, addr, slow, within)
+		closedAfter := make([]time.Duration, 0, slow)
+		early := 0
+		for i, sc := range conns {
+			<-sc.closed // the read deadline bounds the wait
+			if ne := net.Error(nil); errors.As(sc.err, &ne) && ne.Timeout() {
+				t.Fatalf("slow connection %d still open after %v; want it closed after ReadTimeout (%v)", i, within, readTimeout)
+			}
+			if sc.after < readTimeout {
+				early++
+			}
+			closedAfter = append(closedAfter, sc.after)
 		}
-	}
-	slices.Sort(closedAfter)
-	t.Logf("slow connections closed after %v (min) … %v (max); well-behaved worst %v", closedAfter[0], closedAfter[slow-1], worst)
+		soonest, latest := slices.Min(closedAfter), slices.Max(closedAfter)
+		if early > 0 {
+			t.Errorf("%d of %d slow connections were closed before ReadTimeout (%v), the soonest after %v; want none", early, slow, readTimeout, soonest)
+		}
+		t.Logf("slow connections closed after %v (soonest) … %v (latest)", soonest, latest)
+	})
 }
 
 // A slow body (headers sent, body trickling) is cut by the same ReadTimeout;
-// an idle keep-alive connection by IdleTimeout.
+// an idle keep-alive connection by IdleTimeout. Checked on events: each
+// connection is closed by the server (not by the test's minute-long read
+// deadline), not before the timeout, and the slow body before all of it
+// went through.
 func TestSlowBodyAndIdleConnectionsAreClosed(t *testing.T) {
 	forEachDecoder(t, testSlowBodyAndIdleConnectionsAreClosed)
 }
 
 func testSlowBodyAndIdleConnectionsAreClosed(t *testing.T, dec string) {
-	ts := newTestServer(t, Config{Decoder: dec, ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}, nil)
+	const timeout = 300 * time.Millisecond
+	ts := newTestServer(t, Config{Decoder: dec, ReadTimeout: timeout, IdleTimeout: timeout}, nil)
 	addr := ts.serveTCP()
-	f := func(name, send string, dribble bool) {
+	// f sends head at once, then dribble a byte every 50ms.
+	f := func(name, head, dribble string) {
 		t.Helper()
+		start := time.Now() // before the dial: no server timer can start earlier
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		start := time.Now()
 		done := make(chan struct{})
+		var sentAll atomic.Bool
 		go func() {
 			defer close(done)
-			if !dribble {
-				_, _ = conn.Write([]byte(send))
+			if _, err := conn.Write([]byte(head)); err != nil {
 				return
 			}
-			for j := 0; j < len(send); j++ {
-				if _, err := conn.Write([]byte{send[j]}); err != nil {
+			for j := range len(dribble) {
+				time.Sleep(50 * time.Millisecond)
+				if _, err := conn.Write([]byte{dribble[j]}); err != nil {
 					return
 				}
-				time.Sleep(50 * time.Millisecond)
 			}
+			sentAll.Store(true)
 		}()
-		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err = io.Copy(io.Discard, conn)
+		_ = conn.SetReadDeadline(time.Now().Add(time.Minute))
+		var got bytes.Buffer
+		_, err = io.Copy(&got, conn)
+		d := time.Since(start)
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			t.Errorf("%s: connection still open after 10s", name)
-		}
-		if d := time.Since(start); d > 3*time.Second {
-			t.Errorf("%s: closed after %v; want about 300ms", name, d)
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			t.Errorf("%s: connection still open after a minute; want it closed after %v", name, timeout)
+		case d < timeout:
+			t.Errorf("%s: closed after %v; want not before %v", name, d, timeout)
+		case dribble != "" && sentAll.Load():
+			t.Errorf("%s: the whole body went through before the connection was closed (answer %q); want it cut by ReadTimeout", name, got.String())
 		}
 		conn.Close()
 		<-done
 	}
 	body := validOrder
-	f("slow body", fmt.Sprintf("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body), true)
-	f("idle after a request", "GET /v1/orders/x HTTP/1.1\r\nHost: x\r\n\r\n", false)
-	f("idle, nothing sent", "", false)
+	f("slow body", fmt.Sprintf("POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body)), body)
+	f("idle after a request", "GET /v1/orders/x HTTP/1.1\r\nHost: x\r\n\r\n", "")
+	f("idle, nothing sent", "", "")
 }
 
 // Headers above MaxHeaderBytes: 431 (or the connection is closed), never a
@@ -276,7 +353,8 @@ func testOversizedHeaders(t *testing.T, dec string) {
 }
 
 // A gzip bomb (a tiny body inflating far past the limit) is refused with
-// 413 quickly, without inflating it all. Made to fail once by replacing
+// 413 without inflating it all (checked on the bytes allocated, which do
+// not depend on the machine's load). Made to fail once by replacing
 // BodyGunzipWithLimit with BodyGunzip: the server inflated all 512 MiB,
 // took 15s under -race and answered 400 invalid_json instead of 413.
 func TestGzipBomb(t *testing.T) { forEachDecoder(t, testGzipBomb) }
@@ -299,9 +377,9 @@ func testGzipBomb(t *testing.T, dec string) {
 	if r.code != fasthttp.StatusRequestEntityTooLarge || errorCode(r.body) != "body_too_large" {
 		t.Fatalf("gzip bomb (%d bytes → 512 MiB): got %s; want 413 body_too_large", len(bomb), r)
 	}
-	if d > 2*time.Second {
-		t.Errorf("gzip bomb took %v to refuse; want well under 2s", d)
-	}
+	// Not inflating it all is checked on what was allocated, not on how
+	// long it took (that depends on the machine's load).
+	t.Logf("gzip bomb refused after %v", d)
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
 		t.Errorf("refusing the bomb allocated %d MiB; want a few MiB", grew>>20)
 	}

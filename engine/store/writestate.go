@@ -49,21 +49,20 @@ func putWriteState(w *writeState) {
 }
 
 func (w *writeState) reset() {
-	clear(w.all)
-	w.all = w.all[:0]
-	clear(w.created)
-	w.created = w.created[:0]
-	clear(w.ids)
-	w.ids = w.ids[:0]
-	clear(w.keys)
-	w.keys = w.keys[:0]
-	clear(w.stored)
-	w.stored = w.stored[:0]
+	w.all, w.created = reuse(w.all), reuse(w.created)
+	w.ids, w.keys = reuse(w.ids), reuse(w.keys)
+	w.stored, w.events = reuse(w.stored), reuse(w.events)
 	w.stage.reset(nil)
 	w.wire.reset()
 	w.items.reset(nil)
 	w.outbox.reset(nil)
-	clear(w.events)
-	w.events = w.events[:0]
 	w.arena.Reset(1 << 20)
+}
+
+// reuse returns s empty, with its capacity, for the next call of a pooled
+// state. It clears the elements first, so that the pool holds no references
+// into the memory a call was handed (STYLE: clear, then s[:0]).
+func reuse[S ~[]E, E any](s S) S {
+	clear(s)
+	return s[:0]
 }

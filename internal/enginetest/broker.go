@@ -108,6 +108,103 @@ func consume(t testing.TB, brokers []string, keyPrefix string, want int, within 
 	return out
 }
 
+// ConsumeAll reads Topic from the start to its end as it is when called
+// (every partition's high watermark) and returns the records whose key
+// starts with keyPrefix, in the order read, each checked against the
+// contract like Consume's. Unlike Consume it needs no guess of how many
+// records to wait for, nor a short window to show extras: call it once
+// everything expected is on the topic (for an engine: the outbox empty)
+// and the records it returns are all there are. within only bounds the
+// read; the test fails if the end is not reached by then. opts are passed
+// to NewConsumer.
+func ConsumeAll(t testing.TB, brokers []string, keyPrefix string, within time.Duration, opts ...kgo.Opt) []*kgo.Record {
+	t.Helper()
+	return consumeAll(t, brokers, keyPrefix, within, true, opts...)
+}
+
+func consumeAll(t testing.TB, brokers []string, keyPrefix string, within time.Duration, check bool, opts ...kgo.Opt) []*kgo.Record {
+	t.Helper()
+	cl := NewConsumer(t, brokers, opts...)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	ends, err := endOffsets(ctx, cl)
+	if err != nil {
+		t.Fatalf("enginetest: end offsets of %s: %v", Topic, err)
+	}
+	next := map[int32]int64{}
+	reached := func() bool {
+		for p, end := range ends {
+			if next[p] < end {
+				return false
+			}
+		}
+		return true
+	}
+	var out []*kgo.Record
+	for !reached() {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("enginetest: %s not read to its end %v within %v: read up to %v", Topic, ends, within, next)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			next[r.Partition] = r.Offset + 1
+			if strings.HasPrefix(string(r.Key), keyPrefix) {
+				if check {
+					apitest.CheckRecord(t, r)
+				}
+				out = append(out, r)
+			}
+		})
+	}
+	return out
+}
+
+// endOffsets returns every partition's high watermark of Topic.
+func endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
+	meta := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(Topic)
+	meta.Topics = append(meta.Topics, mt)
+	mresp, err := meta.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	if len(mresp.Topics) != 1 {
+		return nil, errors.New("no metadata for the topic")
+	}
+	if err := kerr.ErrorForCode(mresp.Topics[0].ErrorCode); err != nil {
+		return nil, err
+	}
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = Topic
+	for _, p := range mresp.Topics[0].Partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = p.Partition
+		rp.Timestamp = -1 // the end
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	ends := map[int32]int64{}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, err
+			}
+			ends[p.Partition] = p.Offset
+		}
+	}
+	if len(ends) == 0 {
+		return nil, errors.New("no partitions")
+	}
+	return ends, nil
+}
+
 // Header returns the value of r's first header named key ("" if none).
 func Header(r *kgo.Record, key string) string {
 	for _, h := range r.Headers {

@@ -272,6 +272,12 @@ func (in *Instance) Consume(t testing.TB, keyPrefix string, want int, within tim
 	return Consume(t, in.Brokers, keyPrefix, want, within)
 }
 
+// ConsumeAll is [ConsumeAll] on the instance's brokers.
+func (in *Instance) ConsumeAll(t testing.TB, keyPrefix string, within time.Duration) []*kgo.Record {
+	t.Helper()
+	return ConsumeAll(t, in.Brokers, keyPrefix, within)
+}
+
 // Logger is the logger Start gives the engine: silent, unless the
 // environment variable ORDERFLOW_TEST_LOG is set, then debug level to
 // stderr.

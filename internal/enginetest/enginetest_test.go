@@ -138,11 +138,54 @@ func TestKafkaSwitchRefusesProduce(t *testing.T) {
 		t.Fatalf("produce after the switch came back up: %v", err)
 	}
 	var keys []string
-	for _, r := range ConsumeRaw(t, c.ListenAddrs(), "sw_", 3, 2*time.Second) {
+	for _, r := range consumeAll(t, c.ListenAddrs(), "sw_", time.Minute, false) {
 		keys = append(keys, string(r.Key))
 	}
 	if strings.Join(keys, ",") != "sw_up,sw_back" {
 		t.Fatalf("topic keys %q; want sw_up and sw_back only", keys)
+	}
+}
+
+// ConsumeAll returns every record under the prefix that is on the topic
+// when it is called, in each partition's order, and only those: no count
+// to guess, no window to wait out.
+func TestConsumeAllReadsToTheEnd(t *testing.T) {
+	c := NewBroker(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produce := func(keys ...string) {
+		t.Helper()
+		var recs []*kgo.Record
+		for _, k := range keys {
+			recs = append(recs, &kgo.Record{Key: []byte(k), Value: []byte(k)})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("produce %v: %v", keys, err)
+		}
+	}
+	read := func() map[string][]string { // key → values in the order read
+		out := map[string][]string{}
+		for _, r := range consumeAll(t, c.ListenAddrs(), "ca_", time.Minute, false) {
+			out[string(r.Key)] = append(out[string(r.Key)], string(r.Value))
+		}
+		return out
+	}
+	if got := read(); len(got) != 0 {
+		t.Fatalf("empty topic: read %v; want nothing", got)
+	}
+	produce("ca_a", "zz_a", "ca_b", "ca_a", "zz_b", "ca_c")
+	got := read()
+	if len(got) != 3 || len(got["ca_a"]) != 2 || len(got["ca_b"]) != 1 || len(got["ca_c"]) != 1 || got["zz_a"] != nil {
+		t.Fatalf("read %v; want ca_a twice, ca_b and ca_c, nothing else", got)
+	}
+	produce("ca_d")
+	if got := read(); len(got) != 4 || len(got["ca_d"]) != 1 || len(got["ca_a"]) != 2 {
+		t.Fatalf("after one more: read %v; want the earlier ones again and ca_d", got)
 	}
 }
 

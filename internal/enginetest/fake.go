@@ -39,6 +39,9 @@ type FakeServer struct {
 	// StallOn is the request number (from 1) that sleeps for Stall first (0: none).
 	StallOn int64
 	Stall   time.Duration
+	// StallGate, when set, holds request StallOn (after Stall) until it is
+	// closed: a stall as long as the test wants, ended by the test.
+	StallGate chan struct{}
 	// Delay is how long every request sleeps first.
 	Delay time.Duration
 	// Serialize handles one request at a time, like a single-threaded server.
@@ -50,6 +53,7 @@ type FakeServer struct {
 	OnCreate func(ctx context.Context, id string) (status int)
 
 	requests atomic.Int64
+	scrapes  atomic.Int64
 	serial   sync.Mutex
 
 	mu       sync.Mutex
@@ -145,6 +149,9 @@ func (f *FakeServer) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if n == f.StallOn {
 		time.Sleep(f.Stall)
+		if f.StallGate != nil {
+			<-f.StallGate
+		}
 	}
 	body := string(ctx.PostBody())
 	var o fakeOrder
@@ -245,6 +252,7 @@ func (f *FakeServer) Version(id string) int {
 
 // metrics serves counters that grow with the requests handled.
 func (f *FakeServer) metrics(ctx *fasthttp.RequestCtx) {
+	f.scrapes.Add(1)
 	n := f.requests.Load()
 	ctx.SetContentType("text/plain; version=0.0.4")
 	b := []byte("# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n")
@@ -264,6 +272,9 @@ func appendSample(b []byte, series string, v float64) []byte {
 // Requests returns how many POST /v1/orders requests arrived so far,
 // counted as they arrive (before any Delay or stall).
 func (f *FakeServer) Requests() int64 { return f.requests.Load() }
+
+// Scrapes returns how many /metrics requests arrived so far.
+func (f *FakeServer) Scrapes() int64 { return f.scrapes.Load() }
 
 // Stats returns a copy of the counters.
 func (f *FakeServer) Stats() FakeStats {
