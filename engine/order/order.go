@@ -240,7 +240,37 @@ type Event struct {
 	Type    string    // EventCreated or EventStatusChanged
 	Time    time.Time // ingest time: ce_time and the Kafka record timestamp
 	Payload []byte    // the record value, JSON
+	After   After     // what the fast path must wait for first (status changes)
 }
+
+// After is what the store found, in the transaction that wrote an event,
+// about the event of its order's previous version: whether the fast path
+// may publish the new one now, must wait for a publisher's ticket, or must
+// leave it to the sweeper (engine/store/doc.go, "Order across the fleet").
+type After struct {
+	Kind      AfterKind
+	Publisher int32 // AfterTicket: the publisher that holds the previous version's event
+	Ticket    int64 // AfterTicket: the ticket it holds it under
+}
+
+// AfterKind says what an event waits for before the fast path may publish it.
+type AfterKind uint8
+
+const (
+	// AfterNothing: the previous version is on the topic, or there is none
+	// (version 1; a later change of the same order in one transaction
+	// follows the earlier one through the same Publish call).
+	AfterNothing AfterKind = iota
+	// AfterTicket: the previous version's event belongs to ticket Ticket
+	// of publisher Publisher, which had not resolved it (acknowledged, or
+	// its order held) when the store looked: the fast path waits until it
+	// has, or leaves the event to the sweeper.
+	AfterTicket
+	// AfterHeld: the order is held (outbox_held) or parked (outbox_dead),
+	// or its previous version was written with no fast path: only the
+	// sweeper may publish this event, in seq order behind the others.
+	AfterHeld
+)
 
 // ParkedEvent is an outbox event the relay parks instead of publishing
 // (the broker refused it for good, or an earlier version of its order is

@@ -18,7 +18,8 @@ type orderArrays struct {
 	args                   []any
 }
 
-func (a *orderArrays) fill(set []*order.Order) []any {
+// fill returns insertArraysSQL's arguments for set: the arrays, then more.
+func (a *orderArrays) fill(set []*order.Order, more ...any) []any {
 	a.reset()
 	for _, o := range set {
 		a.ids = append(a.ids, o.ID)
@@ -31,6 +32,7 @@ func (a *orderArrays) fill(set []*order.Order) []any {
 		a.hashes = append(a.hashes, int64(o.Hash))
 	}
 	a.args = append(a.args[:0], a.ids, a.users, a.currencies, a.totals, a.created, a.received, a.keys, a.hashes)
+	a.args = append(a.args, more...)
 	return a.args
 }
 

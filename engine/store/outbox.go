@@ -87,6 +87,9 @@ LIMIT $4`
 // commits. Events of an order that has a parked event are not handed to fn:
 // they are parked behind it (see doc.go).
 //
+// A sweep also releases the held orders (outbox_held) whose events up to
+// their hold are all below the new watermark.
+//
 // It returns the number of events fn published (0 when fn failed) and,
 // when the sweep reached the end of what it may publish, a time before
 // which every committed event is published or acknowledged ("caught up
@@ -167,6 +170,12 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 			if _, err := tx.Exec(ctx, `UPDATE outbox_ring SET low_seq = $1`, next); err != nil {
 				return err
 			}
+			low = next
+		}
+		// Every event below the watermark is published or parked: the
+		// holds up to there are done.
+		if _, err := tx.Exec(ctx, releaseHeldSQL, low); err != nil {
+			return err
 		}
 		published = len(events) + len(behind) - len(parked)
 		if done {

@@ -32,17 +32,18 @@ var (
 // DO NOTHING skips rows that collide on the id or on the idempotency key,
 // also with rows earlier in the same statement: RETURNING lists exactly the
 // rows this transaction created.
-const insertOrdersSQL = `INSERT INTO orders (id, user_id, status, currency, total_cents, version, created_at, updated_at, idempotency_key, content_hash)
-SELECT id, user_id, 'created', currency, total_cents, 1, created_at, received_at, idempotency_key, content_hash
+// $1 and $2 are the transaction's Ticket (pub_id, pub_ticket).
+const insertOrdersSQL = `INSERT INTO orders (id, user_id, status, currency, total_cents, version, created_at, updated_at, idempotency_key, content_hash, pub_id, pub_ticket)
+SELECT id, user_id, 'created', currency, total_cents, 1, created_at, received_at, idempotency_key, content_hash, $1::int4, $2::int8
 FROM orderflow_stage ORDER BY seq
 ON CONFLICT DO NOTHING
 RETURNING id, content_hash, idempotency_key`
 
 // insertArraysSQL is insertOrdersSQL for small batches: the orders come as
 // arrays instead of through the staging table (see Config.CopyMinRows).
-// Ordinality plays the role of seq.
-const insertArraysSQL = `INSERT INTO orders (id, user_id, status, currency, total_cents, version, created_at, updated_at, idempotency_key, content_hash)
-SELECT id, user_id, 'created', currency, total_cents, 1, created_at, received_at, idempotency_key, content_hash
+// Ordinality plays the role of seq; $9 and $10 are the Ticket.
+const insertArraysSQL = `INSERT INTO orders (id, user_id, status, currency, total_cents, version, created_at, updated_at, idempotency_key, content_hash, pub_id, pub_ticket)
+SELECT id, user_id, 'created', currency, total_cents, 1, created_at, received_at, idempotency_key, content_hash, $9::int4, $10::int8
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::int8[])
   WITH ORDINALITY AS s(id, user_id, currency, total_cents, created_at, received_at, idempotency_key, content_hash, seq)
 ORDER BY seq
@@ -77,10 +78,22 @@ FROM orders WHERE id = ANY($1) OR idempotency_key = ANY($2)`
 // The batches' strings are views into their arenas: WriteOrders reads them
 // only during the call and retains nothing after it returns. The Result.Err
 // values may be kept.
+//
+// WriteOrders writes the orders with no fast path (the zero Ticket): tools
+// and tests that publish nothing themselves. The engine uses WriteOrdersFor.
 func (s *Store) WriteOrders(ctx context.Context, batches []*order.Batch) {
+	s.WriteOrdersFor(ctx, Ticket{}, batches)
+}
+
+// WriteOrdersFor is WriteOrders for the fast path named by tk: the orders'
+// rows record it, so that a later version's transaction knows whose
+// acknowledgement to wait for (see doc.go, "Order across the fleet").
+func (s *Store) WriteOrdersFor(ctx context.Context, tk Ticket, batches []*order.Batch) {
 	start := time.Now()
 	w := getWriteState()
 	defer putWriteState(w)
+	w.pubID = pgtype.Int4{Int32: tk.Publisher, Valid: true}
+	w.pubTicket = pgtype.Int8{Int64: tk.N, Valid: true}
 	for _, b := range batches {
 		for i := range b.Orders {
 			o := &b.Orders[i]
@@ -147,10 +160,10 @@ func (s *Store) commitOnce(parent context.Context, w *writeState, set []*order.O
 				return err
 			}
 			*step = "insert orders"
-			inserted, err = insertReturning(ctx, tx, set, insertOrdersSQL)
+			inserted, err = insertReturning(ctx, tx, set, insertOrdersSQL, &w.pubID, &w.pubTicket)
 		} else {
 			*step = "insert orders"
-			inserted, err = insertReturning(ctx, tx, set, insertArraysSQL, w.arrays.fill(set)...)
+			inserted, err = insertReturning(ctx, tx, set, insertArraysSQL, w.arrays.fill(set, &w.pubID, &w.pubTicket)...)
 		}
 		if err != nil {
 			return err

@@ -3,6 +3,8 @@ package store
 import (
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/orderflow/orderflow/engine/internal/bytesutil"
 	"github.com/orderflow/orderflow/engine/order"
 )
@@ -22,6 +24,9 @@ type writeState struct {
 	keys    []string
 	stored  []storedOrder
 	arena   bytesutil.Arena
+	// The call's Ticket, passed by pointer (no boxing per statement).
+	pubID     pgtype.Int4
+	pubTicket pgtype.Int8
 }
 
 var writeStatePool = sync.Pool{New: func() any {

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Ticket names the fast path that will publish the events of one writing
+// transaction: a publisher (RegisterPublisher) and the ticket it issued for
+// the transaction. The zero Ticket means no fast path: the events are left
+// to the sweeper, and a later version of their orders is too (see doc.go,
+// "Order across the fleet").
+type Ticket struct {
+	Publisher int32
+	N         int64
+}
+
+// RegisterPublisher adds a publisher (one per engine process) and returns
+// its id, never 0.
+func (s *Store) RegisterPublisher(ctx context.Context) (int32, error) {
+	var id int32
+	if err := s.pool.QueryRow(ctx, `INSERT INTO outbox_publishers DEFAULT VALUES RETURNING id`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("register outbox publisher: %w", err)
+	}
+	return id, nil
+}
+
+// RecordHorizon records that publisher id has resolved every ticket up to
+// horizon: each of their events is acknowledged by the broker, or its order
+// is held (HoldOrders returned before this call). A smaller horizon than the
+// recorded one changes nothing. It also notes the publisher as seen now.
+func (s *Store) RecordHorizon(ctx context.Context, id int32, horizon int64) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE outbox_publishers SET horizon = greatest(horizon, $2), seen_at = now() WHERE id = $1`, id, horizon); err != nil {
+		return fmt.Errorf("record outbox publisher %d horizon: %w", id, err)
+	}
+	return nil
+}
+
+// holdOrdersSQL holds the orders in $1 until the sweeper has published their
+// events up to the seq beside each ($2; 0: every seq handed out so far, for
+// an event whose seq is unknown). One row per order (the largest seq wins,
+// here and against a row already there), taken in id order so that
+// concurrent holders do not deadlock.
+const holdOrdersSQL = `INSERT INTO outbox_held AS h (order_id, upto_seq)
+SELECT id, CASE WHEN min(seq) > 0 THEN max(seq)
+  ELSE (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM outbox_seq) END
+FROM unnest($1::text[], $2::int8[]) AS u(id, seq)
+GROUP BY id ORDER BY id
+ON CONFLICT (order_id) DO UPDATE SET upto_seq = greatest(h.upto_seq, excluded.upto_seq)`
+
+// HoldOrders holds orders: until the sweeper has published each one's events
+// up to the seq at the same index of seqs (0: up to every seq handed out so
+// far, for an event whose seq is unknown), a later event of it is left to
+// the sweeper by every instance. Durable when it returns nil.
+func (s *Store) HoldOrders(ctx context.Context, ids []string, seqs []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, holdOrdersSQL, ids, seqs); err != nil {
+		return fmt.Errorf("hold %d orders: %w", len(ids), err)
+	}
+	return nil
+}
+
+// releaseHeldSQL deletes the holds the sweeper is done with: every event
+// below the watermark $1 is published (or parked). The index on upto_seq
+// keeps it to the rows it deletes.
+const releaseHeldSQL = `DELETE FROM outbox_held WHERE upto_seq < $1`
+
+// publisherStatesSQL reads, in one snapshot, the horizons of the publishers
+// in $1 and which orders in $2 are held or parked. Both in one statement: a
+// horizon that covers a ticket proves its order's hold, if any, is visible
+// in the same snapshot (a hold commits before the horizon that counts on
+// it).
+const publisherStatesSQL = `SELECT p.id, '', p.horizon FROM outbox_publishers p WHERE p.id = ANY($1)
+UNION ALL SELECT 0, h.order_id, 0 FROM outbox_held h WHERE h.order_id = ANY($2)
+UNION ALL SELECT DISTINCT 0, d.order_id, 0 FROM outbox_dead d WHERE d.order_id = ANY($2)`
+
+// PublisherStates returns, read in one snapshot, the horizon of each
+// publisher in pubs (at the same index; -1 if it is not registered) and
+// which of orders are held or parked (blocked; sorted, once each).
+func (s *Store) PublisherStates(ctx context.Context, pubs []int32, orders []string) (horizons []int64, blocked []string, err error) {
+	horizons = make([]int64, len(pubs))
+	for i := range horizons {
+		horizons[i] = -1
+	}
+	rows, err := s.pool.Query(ctx, publisherStatesSQL, pubs, orders)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read outbox publishers: %w", err)
+	}
+	var (
+		id  int32
+		key string
+		h   int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &key, &h}, func() error {
+		if id == 0 {
+			blocked = append(blocked, key)
+			return nil
+		}
+		for i, p := range pubs {
+			if p == id {
+				horizons[i] = h
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read outbox publishers: %w", err)
+	}
+	slices.Sort(blocked)
+	return horizons, slices.Compact(blocked), nil
+}
+
+// HeldOrders returns the number of held orders (outbox_held).
+func (s *Store) HeldOrders(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox_held`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count held orders: %w", err)
+	}
+	return n, nil
+}
