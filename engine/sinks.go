@@ -25,51 +25,59 @@ type statusSink struct {
 }
 
 func (s *statusSink) Write(ctx context.Context, batches []*order.UpdateBatch) {
-	s.store.WriteStatus(ctx, batches)
-	publishCommitted(s.pub, func(events []order.Event) []order.Event {
+	tk := s.pub.Begin()
+	s.store.WriteStatusFor(ctx, store.Ticket{Publisher: tk.Publisher(), N: tk.N()}, batches)
+	publishCommitted(s.pub, tk, func(events []order.Event, unsure []string) ([]order.Event, []string) {
 		for _, b := range batches {
 			for i := range b.Updates {
-				if u := &b.Updates[i]; u.Outcome == order.UpdateApplied {
+				switch u := &b.Updates[i]; {
+				case u.Outcome == order.UpdateApplied:
 					events = append(events, u.ChangedEvent())
+				case u.Outcome == order.UpdateFailed && store.CommitUnknown(u.Err):
+					unsure = append(unsure, u.OrderID)
 				}
 			}
 		}
-		return events
+		return events, unsure
 	})
 }
 
-// publishCommitted hands the events collect appends (those of one committed
-// batch) to the publisher's fast path, through a pooled slice. Publish
-// copies what it keeps and never blocks.
-func publishCommitted(pub *publish.Publisher, collect func([]order.Event) []order.Event) {
-	evp := eventsPool.Get().(*[]order.Event)
-	events := collect((*evp)[:0])
-	if len(events) > 0 {
-		pub.Publish(events)
-	}
-	putEvents(evp, events)
-}
-
-func putEvents(evp *[]order.Event, events []order.Event) {
+// publishCommitted hands tk back with the events collect appends (those of
+// one committed batch) and the orders whose commit is unknown, through
+// pooled slices. PublishFor copies what it keeps and never blocks.
+func publishCommitted(pub *publish.Publisher, tk *publish.Ticket, collect func([]order.Event, []string) ([]order.Event, []string)) {
+	evp := eventsPool.Get().(*eventBufs)
+	events, unsure := collect(evp.events[:0], evp.unsure[:0])
+	pub.PublishFor(tk, events, unsure)
 	clear(events)
-	if cap(events) <= 1<<14 {
-		*evp = events[:0]
+	clear(unsure)
+	if cap(events) <= 1<<14 && cap(unsure) <= 1<<14 {
+		evp.events, evp.unsure = events[:0], unsure[:0]
 		eventsPool.Put(evp)
 	}
 }
 
-var eventsPool = sync.Pool{New: func() any { s := make([]order.Event, 0, 256); return &s }}
+type eventBufs struct {
+	events []order.Event
+	unsure []string
+}
+
+var eventsPool = sync.Pool{New: func() any { return &eventBufs{events: make([]order.Event, 0, 256)} }}
 
 func (s *orderSink) Write(ctx context.Context, batches []*order.Batch) {
-	s.store.WriteOrders(ctx, batches)
-	publishCommitted(s.pub, func(events []order.Event) []order.Event {
+	tk := s.pub.Begin()
+	s.store.WriteOrdersFor(ctx, store.Ticket{Publisher: tk.Publisher(), N: tk.N()}, batches)
+	publishCommitted(s.pub, tk, func(events []order.Event, unsure []string) ([]order.Event, []string) {
 		for _, b := range batches {
 			for i := range b.Orders {
-				if o := &b.Orders[i]; o.Result.Outcome == order.OutcomeCreated {
+				switch o := &b.Orders[i]; {
+				case o.Result.Outcome == order.OutcomeCreated:
 					events = append(events, o.CreatedEvent())
+				case o.Result.Outcome == order.OutcomeFailed && store.CommitUnknown(o.Result.Err):
+					unsure = append(unsure, o.ID)
 				}
 			}
 		}
-		return events
+		return events, unsure
 	})
 }

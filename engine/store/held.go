@@ -28,12 +28,20 @@ func (s *Store) RegisterPublisher(ctx context.Context) (int32, error) {
 	return id, nil
 }
 
+// recordHorizonSQL moves a publisher's horizon forward. Its commit need not
+// wait for the disk (synchronous_commit off for this statement's implicit
+// transaction): a horizon lost in a crash only makes readers wait longer,
+// and the holds it counts on were committed durably before it.
+const recordHorizonSQL = `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+UPDATE outbox_publishers SET horizon = greatest(horizon, $2), seen_at = now()
+FROM async WHERE id = $1`
+
 // RecordHorizon records that publisher id has resolved every ticket up to
 // horizon: each of their events is acknowledged by the broker, or its order
 // is held (HoldOrders returned before this call). A smaller horizon than the
 // recorded one changes nothing. It also notes the publisher as seen now.
 func (s *Store) RecordHorizon(ctx context.Context, id int32, horizon int64) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE outbox_publishers SET horizon = greatest(horizon, $2), seen_at = now() WHERE id = $1`, id, horizon); err != nil {
+	if _, err := s.pool.Exec(ctx, recordHorizonSQL, id, horizon); err != nil {
 		return fmt.Errorf("record outbox publisher %d horizon: %w", id, err)
 	}
 	return nil

@@ -51,6 +51,43 @@ func KafkaSwitch(c *kfake.Cluster) *atomic.Bool {
 	return &down
 }
 
+// KafkaSwitchFor is KafkaSwitch for one engine of a fleet that shares c: c
+// refuses the produce requests of in's Kafka client only (recognised by its
+// idempotent producer id, which a closed connection does not change), so
+// that the broker is gone for that instance and up for the others.
+func KafkaSwitchFor(t testing.TB, c *kfake.Cluster, in *Instance) *atomic.Bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pid, _, err := in.Engine.Publisher().Client().ProducerID(ctx)
+	if err != nil {
+		t.Fatalf("enginetest: producer id of %s: %v", in.URL, err)
+	}
+	var down atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if !down.Load() || !producedBy(req.(*kmsg.ProduceRequest), pid) {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		return nil, errors.New("broker down for this producer (test)"), true
+	})
+	return &down
+}
+
+// producedBy reports whether a produce request carries a record batch of
+// producer pid.
+func producedBy(req *kmsg.ProduceRequest, pid int64) bool {
+	for _, tp := range req.Topics {
+		for _, pp := range tp.Partitions {
+			var rb kmsg.RecordBatch
+			if err := rb.ReadFrom(pp.Records); err == nil && rb.ProducerID == pid {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // NewConsumer returns a client that reads Topic from its first offset,
 // with a short metadata age and fetch wait so that polls with short
 // deadlines see new records soon; opts are appended. The caller closes it.

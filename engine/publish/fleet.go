@@ -1,0 +1,364 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow/engine/order"
+)
+
+// fleetOutbox is implemented by an Outbox that keeps each order's events in
+// version order across instances (the store): see doc.go, "Across the
+// fleet". Without it a publisher keeps order within its own process only.
+type fleetOutbox interface {
+	// RegisterPublisher adds this process as a publisher and returns its id.
+	RegisterPublisher(ctx context.Context) (int32, error)
+	// RecordHorizon records that publisher id resolved every ticket up to
+	// horizon. Called only after the holds those tickets needed returned.
+	RecordHorizon(ctx context.Context, id int32, horizon int64) error
+	// HoldOrders holds orders (ids) until the sweeper has published their
+	// events up to seqs (0: every seq handed out so far); durable on nil.
+	HoldOrders(ctx context.Context, ids []string, seqs []int64) error
+	// PublisherStates reads, in one snapshot, the horizons of pubs (-1:
+	// unknown) and which of orders are held or parked.
+	PublisherStates(ctx context.Context, pubs []int32, orders []string) (horizons []int64, blocked []string, err error)
+	// HeldOrders counts the held orders.
+	HeldOrders(ctx context.Context) (int64, error)
+}
+
+// Timeouts and bounds of the fleet bookkeeping.
+const (
+	keepTimeout = 5 * time.Second
+	// horizonBeat: the horizon is recorded at least this often even when
+	// it did not move (it also notes the publisher as alive).
+	horizonBeat = time.Second
+	// maxWaiters bounds the events waiting for another publisher; past it
+	// an event that would wait is left to the sweeper at once.
+	maxWaiters = 10000
+)
+
+// Register makes the publisher known to the outbox as one of the fleet's
+// publishers (when the Outbox keeps order across instances; otherwise it
+// does nothing). Call it once, before Start and before the first Begin.
+func (p *Publisher) Register(ctx context.Context) error {
+	f, ok := p.ob.(fleetOutbox)
+	if !ok {
+		return nil
+	}
+	id, err := f.RegisterPublisher(ctx)
+	if err != nil {
+		return err
+	}
+	p.fleet, p.id = f, id
+	p.log.Info("registered as outbox publisher", "publisher", id)
+	return nil
+}
+
+// ID returns the publisher's id (0 before Register).
+func (p *Publisher) ID() int32 { return p.id }
+
+// Begin issues the ticket of a writing transaction that is about to start:
+// write its Publisher and N with the transaction's rows, then hand it back
+// with PublishFor. Safe for concurrent use.
+func (p *Publisher) Begin() *Ticket { return p.tickets.begin(p.id) }
+
+// holds is the queue of orders to hold durably, filled by the fast path and
+// the promises (never blocking) and flushed by the keeper.
+type holds struct {
+	mu   sync.Mutex
+	ids  []string
+	seqs []int64
+	tks  []*Ticket // resolved (one event each) once the hold is committed
+}
+
+// holdLater leaves order id's event seq (0: unknown) to the sweeper: this
+// process at once (the gate), every instance once the keeper has committed
+// the hold and released tk's count for the event. It never blocks; id is
+// copied.
+func (p *Publisher) holdLater(id string, seq int64, tk *Ticket, now int64) {
+	p.gate.hold(id, now)
+	if p.fleet == nil {
+		p.tickets.release(tk)
+		return
+	}
+	id = strings.Clone(id)
+	p.holds.mu.Lock()
+	p.holds.ids = append(p.holds.ids, id)
+	p.holds.seqs = append(p.holds.seqs, seq)
+	p.holds.tks = append(p.holds.tks, tk)
+	p.holds.mu.Unlock()
+}
+
+// flushHolds commits the queued holds in one statement and resolves their
+// events; on failure they stay queued for the next pass.
+func (p *Publisher) flushHolds(ctx context.Context) error {
+	p.holds.mu.Lock()
+	ids, seqs, tks := p.holds.ids, p.holds.seqs, p.holds.tks
+	p.holds.ids, p.holds.seqs, p.holds.tks = nil, nil, nil
+	p.holds.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, keepTimeout)
+	err := p.fleet.HoldOrders(cctx, ids, seqs)
+	cancel()
+	if err != nil {
+		p.holds.mu.Lock()
+		p.holds.ids = append(ids, p.holds.ids...)
+		p.holds.seqs = append(seqs, p.holds.seqs...)
+		p.holds.tks = append(tks, p.holds.tks...)
+		p.holds.mu.Unlock()
+		return err
+	}
+	for _, tk := range tks {
+		p.tickets.release(tk)
+	}
+	return nil
+}
+
+// waiter is an event whose previous version another publisher (or this
+// one's transaction still being handed back) had not resolved when the
+// event was committed: the fast path publishes it once that is done, or
+// leaves it to the sweeper.
+type waiter struct {
+	r       *pubRec // filled, not produced
+	tk      *Ticket
+	id      string // copy
+	version int32
+	after   order.After
+	since   int64 // unix ns
+}
+
+// waits is the queue of waiters, in the order their events reached Publish
+// (so each order's events stay in version order behind its first waiter).
+type waits struct {
+	mu     sync.Mutex
+	list   []*waiter
+	orders map[string]int // order id → waiters queued
+}
+
+// wait queues ev behind its predecessor. It reports false when the queue is
+// full (the caller leaves ev to the sweeper).
+func (p *Publisher) wait(tk *Ticket, ev *order.Event, now time.Time) bool {
+	p.waits.mu.Lock()
+	defer p.waits.mu.Unlock()
+	return p.waitLocked(tk, ev, now)
+}
+
+func (p *Publisher) waitLocked(tk *Ticket, ev *order.Event, now time.Time) bool {
+	if len(p.waits.list) >= maxWaiters {
+		return false
+	}
+	r := getRecord()
+	p.fill(r, ev)
+	r.start, r.tk = now, tk
+	w := &waiter{r: r, tk: tk, id: strings.Clone(ev.OrderID), version: ev.Version, after: ev.After, since: now.UnixNano()}
+	if p.waits.orders == nil {
+		p.waits.orders = make(map[string]int)
+	}
+	p.waits.list = append(p.waits.list, w)
+	p.waits.orders[w.id]++
+	p.waiting.Add(1)
+	return true
+}
+
+// waitBehind queues ev if an earlier event of its order is waiting: it
+// must not overtake it. It reports whether it did; false with full set
+// when the queue had no room.
+func (p *Publisher) waitBehind(tk *Ticket, ev *order.Event, now time.Time) (queued, full bool) {
+	p.waits.mu.Lock()
+	defer p.waits.mu.Unlock()
+	if p.waits.orders[ev.OrderID] == 0 {
+		return false, false
+	}
+	if !p.waitLocked(tk, ev, now) {
+		return false, true
+	}
+	return true, false
+}
+
+// passed reports whether the predecessor named by a (AfterTicket) is
+// known, here, to be out of the way: only for this publisher's own tickets
+// (handed back: their events are in the client ahead, held, or waiting).
+// Another publisher's ticket is checked against the store (pollWaits).
+func (p *Publisher) passed(a order.After) bool {
+	return a.Publisher == p.id && p.id != 0 && a.Ticket <= p.tickets.handed.Load()
+}
+
+// pollWaits decides the waiters whose predecessor is settled: it reads the
+// other publishers' horizons and the waiting orders' holds in one snapshot,
+// publishes a waiter whose predecessor's ticket is resolved and whose order
+// is not held, and leaves to the sweeper one whose order is held or that
+// waited longer than OrderWait. An order's later waiters stay behind its
+// first.
+func (p *Publisher) pollWaits(ctx context.Context) error {
+	if p.waiting.Load() == 0 {
+		return nil
+	}
+	p.waits.mu.Lock()
+	var pubs []int32
+	ids := make([]string, 0, len(p.waits.orders))
+	for id := range p.waits.orders {
+		ids = append(ids, id)
+	}
+	for _, w := range p.waits.list {
+		if w.after.Kind == order.AfterTicket && w.after.Publisher != p.id && !slices.Contains(pubs, w.after.Publisher) {
+			pubs = append(pubs, w.after.Publisher)
+		}
+	}
+	p.waits.mu.Unlock()
+
+	var (
+		horizons []int64
+		blocked  []string
+		err      error
+	)
+	if p.fleet != nil {
+		cctx, cancel := context.WithTimeout(ctx, keepTimeout)
+		horizons, blocked, err = p.fleet.PublisherStates(cctx, pubs, ids)
+		cancel()
+	}
+	known := err == nil && p.fleet != nil
+	now := time.Now()
+	nowNanos := now.UnixNano()
+	maxWait := int64(p.cfg.OrderWait)
+
+	p.waits.mu.Lock()
+	defer p.waits.mu.Unlock()
+	kept := p.waits.list[:0]
+	behind := map[string]bool{} // orders with a waiter kept in this pass
+	for _, w := range p.waits.list {
+		if behind[w.id] {
+			kept = append(kept, w)
+			continue
+		}
+		_, isBlocked := slices.BinarySearch(blocked, w.id)
+		release, hold := false, false
+		switch {
+		case known && isBlocked:
+			hold = true
+		case w.after.Kind != order.AfterTicket:
+			release = true
+		case w.after.Publisher == p.id:
+			release = p.passed(w.after)
+		default:
+			i := slices.Index(pubs, w.after.Publisher)
+			release = known && i >= 0 && horizons[i] >= w.after.Ticket
+		}
+		if !release && !hold && nowNanos-w.since > maxWait && !(w.after.Kind == order.AfterTicket && w.after.Publisher == p.id) {
+			hold = true // the other publisher is slow, stuck or gone: the sweeper
+		}
+		switch {
+		case hold:
+			p.orderWaitHeld.Inc()
+			p.deferRecord(w.r, w.id, now)
+		case release:
+			p.orderWaitPublished.Inc()
+			p.produceWaiter(w, nowNanos)
+		default:
+			behind[w.id] = true
+			kept = append(kept, w)
+			continue
+		}
+		if p.waits.orders[w.id]--; p.waits.orders[w.id] == 0 {
+			delete(p.waits.orders, w.id)
+		}
+		p.waiting.Add(-1)
+	}
+	clear(p.waits.list[len(kept):])
+	p.waits.list = kept
+	if err != nil {
+		return fmt.Errorf("read publishers' horizons for %d waiting events: %w", len(p.waits.list), err)
+	}
+	return nil
+}
+
+// produceWaiter hands a released waiter's record to the client, or leaves
+// it to the sweeper if the gate holds its order or the buffer is full.
+func (p *Publisher) produceWaiter(w *waiter, nowNanos int64) {
+	if !p.gate.admit(w.id, w.version, nowNanos) ||
+		p.inflight.Load() >= int64(p.cfg.MaxBufferedRecords) || p.inflightBytes.Load()+w.r.size > int64(p.cfg.MaxBufferedBytes) {
+		p.m.PublishDropped.Inc()
+		p.deferRecord(w.r, w.id, time.Unix(0, nowNanos))
+		return
+	}
+	p.inflight.Add(1)
+	p.inflightBytes.Add(w.r.size)
+	p.cl.TryProduce(context.Background(), &w.r.rec, p.fastPromise)
+}
+
+// deferRecord leaves an unproduced record's event to the sweeper (holding
+// its order) and frees the record.
+func (p *Publisher) deferRecord(r *pubRec, id string, now time.Time) {
+	p.holdLater(id, r.seq, r.tk, now.UnixNano())
+	putRecord(r)
+}
+
+// deferAllWaiters leaves every waiting event to the sweeper (at shutdown).
+func (p *Publisher) deferAllWaiters() {
+	p.waits.mu.Lock()
+	defer p.waits.mu.Unlock()
+	now := time.Now()
+	for _, w := range p.waits.list {
+		p.deferRecord(w.r, w.id, now)
+		p.waiting.Add(-1)
+	}
+	clear(p.waits.list)
+	p.waits.list = p.waits.list[:0]
+	clear(p.waits.orders)
+}
+
+// recordHorizon writes the horizon when it moved, or every horizonBeat.
+func (p *Publisher) recordHorizon(ctx context.Context, force bool) error {
+	h := p.tickets.horizon.Load()
+	now := time.Now()
+	if !force && h == p.lastHorizon && now.Sub(p.lastHorizonAt) < horizonBeat {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, keepTimeout)
+	defer cancel()
+	if err := p.fleet.RecordHorizon(cctx, p.id, h); err != nil {
+		return err
+	}
+	p.lastHorizon, p.lastHorizonAt = h, now
+	return nil
+}
+
+// keepOnce is one pass of the keeper: decide the waiters, commit the holds
+// (theirs and the fast path's), then record the horizon those holds
+// allowed. In that order: a horizon is recorded only after every hold it
+// counts on is committed.
+func (p *Publisher) keepOnce(ctx context.Context, force bool) error {
+	werr := p.pollWaits(ctx)
+	if p.fleet == nil {
+		return werr
+	}
+	herr := p.flushHolds(ctx)
+	if herr != nil {
+		return herr
+	}
+	if err := p.recordHorizon(ctx, force); err != nil {
+		return err
+	}
+	return werr
+}
+
+// keepLoop runs the keeper every DeleteInterval until ctx ends.
+func (p *Publisher) keepLoop(ctx context.Context) {
+	t := time.NewTicker(p.cfg.DeleteInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := p.keepOnce(ctx, false); err != nil && ctx.Err() == nil {
+			p.logErr("outbox order keeping (holds, horizon) failed; the next pass tries again", err)
+		}
+	}
+}
