@@ -23,9 +23,10 @@ type fleetOutbox interface {
 	// HoldOrders holds orders (ids) until the sweeper has published their
 	// events up to seqs (0: every seq handed out so far); durable on nil.
 	HoldOrders(ctx context.Context, ids []string, seqs []int64) error
-	// PublisherStates reads, in one snapshot, the horizons of pubs (-1:
-	// unknown) and which of orders are held or parked.
-	PublisherStates(ctx context.Context, pubs []int32, orders []string) (horizons []int64, blocked []string, err error)
+	// PublisherHorizons reads the recorded horizons of pubs (-1: unknown).
+	PublisherHorizons(ctx context.Context, pubs []int32) ([]int64, error)
+	// BlockedOrders returns which of ids are held or parked (sorted).
+	BlockedOrders(ctx context.Context, ids []string) ([]string, error)
 	// HeldOrders counts the held orders.
 	HeldOrders(ctx context.Context) (int64, error)
 }
@@ -149,6 +150,10 @@ func (p *Publisher) wait(tk *Ticket, ev *order.Event, now time.Time) bool {
 	return p.waitLocked(tk, ev, now)
 }
 
+// waitLocked queues ev: after the waiters of its order that come before it,
+// before those that wait for its own ticket (their events came later in
+// version order; with several writers, tk's PublishFor may run after a
+// later version's).
 func (p *Publisher) waitLocked(tk *Ticket, ev *order.Event, now time.Time) bool {
 	if len(p.waits.list) >= maxWaiters {
 		return false
@@ -160,15 +165,24 @@ func (p *Publisher) waitLocked(tk *Ticket, ev *order.Event, now time.Time) bool 
 	if p.waits.orders == nil {
 		p.waits.orders = make(map[string]int)
 	}
-	p.waits.list = append(p.waits.list, w)
+	at := len(p.waits.list)
+	if p.waits.orders[w.id] > 0 {
+		for i, o := range p.waits.list {
+			if o.id == w.id && o.version > w.version {
+				at = i
+				break
+			}
+		}
+	}
+	p.waits.list = slices.Insert(p.waits.list, at, w)
 	p.waits.orders[w.id]++
 	p.waiting.Add(1)
 	return true
 }
 
-// waitBehind queues ev if an earlier event of its order is waiting: it
-// must not overtake it. It reports whether it did; false with full set
-// when the queue had no room.
+// waitBehind queues ev if an event of its order is waiting: ev must not
+// overtake an earlier one, and a later one waits for ev's ticket. It
+// reports whether it did; false with full set when the queue had no room.
 func (p *Publisher) waitBehind(tk *Ticket, ev *order.Event, now time.Time) (queued, full bool) {
 	p.waits.mu.Lock()
 	defer p.waits.mu.Unlock()
@@ -189,44 +203,60 @@ func (p *Publisher) passed(a order.After) bool {
 	return a.Publisher == p.id && p.id != 0 && a.Ticket <= p.tickets.handed.Load()
 }
 
-// pollWaits decides the waiters whose predecessor is settled: it reads the
-// other publishers' horizons and the waiting orders' holds in one snapshot,
-// publishes a waiter whose predecessor's ticket is resolved and whose order
-// is not held, and leaves to the sweeper one whose order is held or that
-// waited longer than OrderWait. An order's later waiters stay behind its
-// first.
+// foreign reports whether w waits for another publisher's ticket.
+func (p *Publisher) foreign(w *waiter) bool {
+	return w.after.Kind == order.AfterTicket && w.after.Publisher != p.id
+}
+
+// heads returns the first waiter of each order (the only ones that can be
+// decided), in queue order. Call with waits.mu held.
+func (p *Publisher) heads() []*waiter {
+	var hs []*waiter
+	seen := make(map[string]bool, len(p.waits.orders))
+	for _, w := range p.waits.list {
+		if !seen[w.id] {
+			seen[w.id] = true
+			hs = append(hs, w)
+		}
+	}
+	return hs
+}
+
+// pollWaits decides the waiters whose predecessor is settled. It reads the
+// horizons of the publishers the first waiter of each order waits for;
+// for those whose predecessor's ticket is resolved, it then reads whether
+// their orders are held or parked (a later snapshot than the horizons, so
+// it sees any hold their publisher counted on: see BlockedOrders). Such a
+// waiter is published if its order is not held, left to the sweeper if it
+// is; one whose predecessor is this publisher's own goes once its ticket
+// is handed back; one that waited longer than OrderWait goes to the
+// sweeper. An order's later waiters stay behind its first.
 func (p *Publisher) pollWaits(ctx context.Context) error {
 	if p.waiting.Load() == 0 {
 		return nil
 	}
 	p.waits.mu.Lock()
 	var pubs []int32
-	ids := make([]string, 0, len(p.waits.orders))
-	for id := range p.waits.orders {
-		ids = append(ids, id)
-	}
-	for _, w := range p.waits.list {
-		if w.after.Kind == order.AfterTicket && w.after.Publisher != p.id && !slices.Contains(pubs, w.after.Publisher) {
+	for _, w := range p.heads() {
+		if p.foreign(w) && !slices.Contains(pubs, w.after.Publisher) {
 			pubs = append(pubs, w.after.Publisher)
 		}
 	}
 	p.waits.mu.Unlock()
 
+	// settled: foreign waiters whose predecessor's ticket is resolved, and
+	// whether their order is held.
 	var (
-		horizons []int64
-		blocked  []string
-		err      error
+		settled map[*waiter]bool
+		err     error
 	)
-	if p.fleet != nil {
-		cctx, cancel := context.WithTimeout(ctx, keepTimeout)
-		horizons, blocked, err = p.fleet.PublisherStates(cctx, pubs, ids)
-		cancel()
+	if len(pubs) > 0 && p.fleet != nil {
+		settled, err = p.settledWaiters(ctx, pubs)
 	}
-	known := err == nil && p.fleet != nil
+
 	now := time.Now()
 	nowNanos := now.UnixNano()
 	maxWait := int64(p.cfg.OrderWait)
-
 	p.waits.mu.Lock()
 	defer p.waits.mu.Unlock()
 	kept := p.waits.list[:0]
@@ -236,20 +266,16 @@ func (p *Publisher) pollWaits(ctx context.Context) error {
 			kept = append(kept, w)
 			continue
 		}
-		_, isBlocked := slices.BinarySearch(blocked, w.id)
+		blocked, known := settled[w]
 		release, hold := false, false
 		switch {
-		case known && isBlocked:
-			hold = true
 		case w.after.Kind != order.AfterTicket:
-			release = true
-		case w.after.Publisher == p.id:
+			release = true // behind an earlier waiter of its order that went on
+		case !p.foreign(w):
 			release = p.passed(w.after)
-		default:
-			i := slices.Index(pubs, w.after.Publisher)
-			release = known && i >= 0 && horizons[i] >= w.after.Ticket
-		}
-		if !release && !hold && nowNanos-w.since > maxWait && !(w.after.Kind == order.AfterTicket && w.after.Publisher == p.id) {
+		case known:
+			release, hold = !blocked, blocked
+		case nowNanos-w.since > maxWait:
 			hold = true // the other publisher is slow, stuck or gone: the sweeper
 		}
 		switch {
@@ -257,7 +283,9 @@ func (p *Publisher) pollWaits(ctx context.Context) error {
 			p.orderWaitHeld.Inc()
 			p.deferRecord(w.r, w.id, now)
 		case release:
-			p.orderWaitPublished.Inc()
+			if w.after.Kind == order.AfterTicket {
+				p.orderWaitPublished.Inc()
+			}
 			p.produceWaiter(w, nowNanos)
 		default:
 			behind[w.id] = true
@@ -271,10 +299,43 @@ func (p *Publisher) pollWaits(ctx context.Context) error {
 	}
 	clear(p.waits.list[len(kept):])
 	p.waits.list = kept
+	return err
+}
+
+// settledWaiters reads the horizons of pubs, then, for the first waiter of
+// each order whose predecessor's ticket they cover, whether its order is
+// held or parked.
+func (p *Publisher) settledWaiters(ctx context.Context, pubs []int32) (map[*waiter]bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, keepTimeout)
+	defer cancel()
+	horizons, err := p.fleet.PublisherHorizons(cctx, pubs)
 	if err != nil {
-		return fmt.Errorf("read publishers' horizons for %d waiting events: %w", len(p.waits.list), err)
+		return nil, fmt.Errorf("read the horizons of %d publishers: %w", len(pubs), err)
 	}
-	return nil
+	var resolved []*waiter
+	p.waits.mu.Lock()
+	for _, w := range p.heads() {
+		if i := slices.Index(pubs, w.after.Publisher); p.foreign(w) && i >= 0 && horizons[i] >= w.after.Ticket {
+			resolved = append(resolved, w)
+		}
+	}
+	p.waits.mu.Unlock()
+	if len(resolved) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(resolved))
+	for i, w := range resolved {
+		ids[i] = w.id
+	}
+	blocked, err := p.fleet.BlockedOrders(cctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read holds of %d orders: %w", len(ids), err)
+	}
+	settled := make(map[*waiter]bool, len(resolved))
+	for _, w := range resolved {
+		_, settled[w] = slices.BinarySearch(blocked, w.id)
+	}
+	return settled, nil
 }
 
 // produceWaiter hands a released waiter's record to the client, or leaves

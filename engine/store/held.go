@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -78,37 +77,22 @@ func (s *Store) HoldOrders(ctx context.Context, ids []string, seqs []int64) erro
 // keeps it to the rows it deletes.
 const releaseHeldSQL = `DELETE FROM outbox_held WHERE upto_seq < $1`
 
-// publisherStatesSQL reads, in one snapshot, the horizons of the publishers
-// in $1 and which orders in $2 are held or parked. Both in one statement: a
-// horizon that covers a ticket proves its order's hold, if any, is visible
-// in the same snapshot (a hold commits before the horizon that counts on
-// it).
-const publisherStatesSQL = `SELECT p.id, '', p.horizon FROM outbox_publishers p WHERE p.id = ANY($1)
-UNION ALL SELECT 0, h.order_id, 0 FROM outbox_held h WHERE h.order_id = ANY($2)
-UNION ALL SELECT DISTINCT 0, d.order_id, 0 FROM outbox_dead d WHERE d.order_id = ANY($2)`
-
-// PublisherStates returns, read in one snapshot, the horizon of each
-// publisher in pubs (at the same index; -1 if it is not registered) and
-// which of orders are held or parked (blocked; sorted, once each).
-func (s *Store) PublisherStates(ctx context.Context, pubs []int32, orders []string) (horizons []int64, blocked []string, err error) {
-	horizons = make([]int64, len(pubs))
+// PublisherHorizons returns the recorded horizon of each publisher in pubs,
+// at the same index (-1 for one not registered).
+func (s *Store) PublisherHorizons(ctx context.Context, pubs []int32) ([]int64, error) {
+	horizons := make([]int64, len(pubs))
 	for i := range horizons {
 		horizons[i] = -1
 	}
-	rows, err := s.pool.Query(ctx, publisherStatesSQL, pubs, orders)
+	rows, err := s.pool.Query(ctx, `SELECT id, horizon FROM outbox_publishers WHERE id = ANY($1)`, pubs)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read outbox publishers: %w", err)
+		return nil, fmt.Errorf("read outbox publishers: %w", err)
 	}
 	var (
-		id  int32
-		key string
-		h   int64
+		id int32
+		h  int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &key, &h}, func() error {
-		if id == 0 {
-			blocked = append(blocked, key)
-			return nil
-		}
+	_, err = pgx.ForEachRow(rows, []any{&id, &h}, func() error {
 		for i, p := range pubs {
 			if p == id {
 				horizons[i] = h
@@ -117,10 +101,27 @@ func (s *Store) PublisherStates(ctx context.Context, pubs []int32, orders []stri
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("read outbox publishers: %w", err)
+		return nil, fmt.Errorf("read outbox publishers: %w", err)
 	}
-	slices.Sort(blocked)
-	return horizons, slices.Compact(blocked), nil
+	return horizons, nil
+}
+
+// BlockedOrders returns which of ids are held (outbox_held) or parked
+// (outbox_dead), sorted, once each. Read after a horizon that covers a
+// ticket, it sees the hold its publisher committed for it: the publisher
+// records a horizon only after the holds it counts on, and a hold is
+// released only once the sweeper has published the events it covers.
+func (s *Store) BlockedOrders(ctx context.Context, ids []string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT order_id FROM outbox_held WHERE order_id = ANY($1)
+UNION SELECT order_id FROM outbox_dead WHERE order_id = ANY($1) ORDER BY 1`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read held orders: %w", err)
+	}
+	blocked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read held orders: %w", err)
+	}
+	return blocked, nil
 }
 
 // HeldOrders returns the number of held orders (outbox_held).

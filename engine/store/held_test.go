@@ -163,8 +163,9 @@ func TestHoldBeforeHorizonInterleaved(t *testing.T) {
 
 	// 3. B's status transaction locks ord_y first and is still open while
 	// A holds ord_y and records its horizon: B's statement read before
-	// both, so B waits for A's ticket (it learns the rest from
-	// PublisherStates); it never reads the horizon alone.
+	// both, so B waits for A's ticket (its publisher learns the rest from
+	// PublisherHorizons, then BlockedOrders); it never reads the horizon
+	// without the hold.
 	btx, err := hconn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -193,12 +194,16 @@ func TestHoldBeforeHorizonInterleaved(t *testing.T) {
 	if u.Outcome != order.UpdateApplied || u.After.Kind == order.AfterNothing {
 		t.Errorf("B whose lock waited across A's hold and horizon: outcome %d, After %+v; want wait or held", u.Outcome, u.After)
 	}
-	hs, blocked, err := s.PublisherStates(ctx, []int32{a, b, 999}, []string{"ord_x", "ord_y", "ord_z"})
+	hs, err := s.PublisherHorizons(ctx, []int32{a, b, 999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked, err := s.BlockedOrders(ctx, []string{"ord_x", "ord_y", "ord_z", "ord_x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if hs[0] != 1 || hs[1] != 0 || hs[2] != -1 || len(blocked) != 2 || blocked[0] != "ord_x" || blocked[1] != "ord_y" {
-		t.Errorf("PublisherStates: horizons %v, blocked %v; want [1 0 -1], [ord_x ord_y]", hs, blocked)
+		t.Errorf("PublisherHorizons %v, BlockedOrders %v; want [1 0 -1], [ord_x ord_y]", hs, blocked)
 	}
 
 	// 4. Counter-check on ord_z: A's ticket 2 covers it; had A recorded the
