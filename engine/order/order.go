@@ -257,10 +257,15 @@ type After struct {
 type AfterKind uint8
 
 const (
-	// AfterNothing: the previous version is on the topic, or there is none
-	// (version 1; a later change of the same order in one transaction
-	// follows the earlier one through the same Publish call).
-	AfterNothing AfterKind = iota
+	// AfterUnknown (the zero value): the store knows nothing about the
+	// previous version's event (version 1 has none; a row last written
+	// before migration 0006 has no ticket). The publisher's own rules
+	// apply, its start-up hold included.
+	AfterUnknown AfterKind = iota
+	// AfterNothing: the previous version is on the topic, or follows
+	// through the same Publish call (an earlier change of the same order
+	// in one transaction).
+	AfterNothing
 	// AfterTicket: the previous version's event belongs to ticket Ticket
 	// of publisher Publisher, which had not resolved it (acknowledged, or
 	// its order held) when the store looked: the fast path waits until it

@@ -36,7 +36,7 @@ func TestAllocs(t *testing.T) {
 	})
 	now := time.Now().UnixNano()
 	f("gate.admit inactive", func() {
-		if !p.gate.admit(s.evs[1].OrderID, 2, now) {
+		if !p.gate.admit(s.evs[1].OrderID, 2, now, false) {
 			t.Fatal("admit: held; want admitted")
 		}
 	})

@@ -341,7 +341,7 @@ func (p *Publisher) settledWaiters(ctx context.Context, pubs []int32) (map[*wait
 // produceWaiter hands a released waiter's record to the client, or leaves
 // it to the sweeper if the gate holds its order or the buffer is full.
 func (p *Publisher) produceWaiter(w *waiter, nowNanos int64) {
-	if !p.gate.admit(w.id, w.version, nowNanos) ||
+	if !p.gate.admit(w.id, w.version, nowNanos, w.after.Kind != order.AfterUnknown) ||
 		p.inflight.Load() >= int64(p.cfg.MaxBufferedRecords) || p.inflightBytes.Load()+w.r.size > int64(p.cfg.MaxBufferedBytes) {
 		p.m.PublishDropped.Inc()
 		p.deferRecord(w.r, w.id, time.Unix(0, nowNanos))

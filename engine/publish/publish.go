@@ -336,7 +336,7 @@ func (p *Publisher) route(tk *Ticket, ev *order.Event, now time.Time, nowNanos i
 			return
 		}
 	}
-	if !p.gate.admit(ev.OrderID, ev.Version, nowNanos) {
+	if !p.gate.admit(ev.OrderID, ev.Version, nowNanos, ev.After.Kind != order.AfterUnknown) {
 		p.m.PublishDropped.Inc()
 		p.holdLater(ev.OrderID, ev.Seq, tk, nowNanos)
 		return

@@ -71,12 +71,12 @@ func TestWriteStatusAfter(t *testing.T) {
 	check("v3 after B's own v2", u, order.After{Kind: order.AfterTicket, Publisher: b, Ticket: 1})
 	// Another publisher's resolved ticket, no hold: published.
 	u = setStatus(t, s, Ticket{Publisher: a, N: 8}, "ord_a", "delivering")
-	check("v4 after B's resolved v3", u, order.After{})
+	check("v4 after B's resolved v3", u, order.After{Kind: order.AfterNothing})
 	if err := s.RecordHorizon(ctx, a, 7); err != nil {
 		t.Fatal(err)
 	}
 	u = setStatus(t, s, Ticket{Publisher: b, N: 3}, "ord_b", "paid")
-	check("v2 after A's resolved v1", u, order.After{})
+	check("v2 after A's resolved v1", u, order.After{Kind: order.AfterNothing})
 	// A horizon never goes back.
 	if err := s.RecordHorizon(ctx, a, 3); err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func TestWriteStatusAfter(t *testing.T) {
 	writeOrders(t, s, "ord_c")
 	pgtest.Exec(t, url, `UPDATE orders SET pub_id = NULL, pub_ticket = NULL WHERE id = 'ord_c'`)
 	u = setStatus(t, s, Ticket{Publisher: a, N: 11}, "ord_c", "paid")
-	check("v2 after a version written before migration 0006", u, order.After{})
+	check("v2 after a version written before migration 0006", u, order.After{Kind: order.AfterUnknown})
 	pgtest.Exec(t, url, `INSERT INTO outbox_dead (order_id, version, seq, ce_type, ce_time, payload, enqueued_at, error, attempts)
 VALUES ('ord_c', 2, 1, 'order.status_changed', now(), '\x7b7d', now(), 'test', 2)`)
 	u = setStatus(t, s, Ticket{Publisher: b, N: 4}, "ord_c", "assembling")
@@ -112,7 +112,7 @@ VALUES ('ord_c', 2, 1, 'order.status_changed', now(), '\x7b7d', now(), 'test', 2
 	ub := updates(time.Now(), "ord_d", "paid", "ord_d", "assembling")
 	s.WriteStatusFor(ctx, Ticket{Publisher: b, N: 5}, []*order.UpdateBatch{ub})
 	check("first of two changes", ub.Updates[0], order.After{Kind: order.AfterTicket, Publisher: a, Ticket: 99})
-	check("second of two changes", ub.Updates[1], order.After{})
+	check("second of two changes", ub.Updates[1], order.After{Kind: order.AfterNothing})
 	order.PutUpdateBatch(ub)
 }
 
@@ -191,7 +191,7 @@ func TestHoldBeforeHorizonInterleaved(t *testing.T) {
 		t.Fatal(err)
 	}
 	u = <-got
-	if u.Outcome != order.UpdateApplied || u.After.Kind == order.AfterNothing {
+	if u.Outcome != order.UpdateApplied || (u.After.Kind != order.AfterTicket && u.After.Kind != order.AfterHeld) {
 		t.Errorf("B whose lock waited across A's hold and horizon: outcome %d, After %+v; want wait or held", u.Outcome, u.After)
 	}
 	hs, err := s.PublisherHorizons(ctx, []int32{a, b, 999})

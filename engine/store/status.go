@@ -236,10 +236,10 @@ func (w *statusState) apply(ctx context.Context, tx pgx.Tx, step *string) error 
 			u.Outcome, u.Previous, u.Version = order.UpdateNoop, st.status, st.version
 		case st.status.CanTransition(u.Status):
 			u.Outcome, u.Previous, u.After = order.UpdateApplied, st.status, st.after
-			if st.after.Kind == order.AfterTicket {
+			if st.after.Kind != order.AfterHeld {
 				// A later change in this transaction follows this one
 				// through the same Publish call.
-				st.after = order.After{}
+				st.after = order.After{Kind: order.AfterNothing}
 			}
 			st.status = u.Status
 			st.version++
@@ -292,12 +292,13 @@ func (w *statusState) after() order.After {
 		return order.After{Kind: order.AfterHeld}
 	case !w.scPubID.Valid:
 		// Written before migration 0006, by the rules of the time.
-		return order.After{}
+		return order.After{Kind: order.AfterUnknown}
 	case w.scPubID.Int32 == 0:
 		// Written with no fast path: its event waits for the sweeper.
 		return order.After{Kind: order.AfterHeld}
 	case w.scResolved.Valid && w.scResolved.Bool:
-		return order.After{} // acknowledged: its publisher has resolved it with no hold
+		// Acknowledged: its publisher has resolved it with no hold.
+		return order.After{Kind: order.AfterNothing}
 	}
 	// This transaction's own publisher (it knows its tickets), or another
 	// one that had not resolved the ticket yet.
