@@ -20,6 +20,8 @@ type fleetOutbox interface {
 	// RecordHorizon records that publisher id resolved every ticket up to
 	// horizon. Called only after the holds those tickets needed returned.
 	RecordHorizon(ctx context.Context, id int32, horizon int64) error
+	// AckEventsHorizon is AckEvents and RecordHorizon in one statement.
+	AckEventsHorizon(ctx context.Context, seqs []int64, id int32, horizon int64) error
 	// HoldOrders holds orders (ids) until the sweeper has published their
 	// events up to seqs (0: every seq handed out so far); durable on nil.
 	HoldOrders(ctx context.Context, ids []string, seqs []int64) error
@@ -373,11 +375,12 @@ func (p *Publisher) deferAllWaiters() {
 	clear(p.waits.orders)
 }
 
-// recordHorizon writes the horizon when it moved, or every horizonBeat.
+// recordHorizon writes the horizon when it moved past what the acker last
+// recorded with its acknowledgements (ackEvents), or every horizonBeat.
 func (p *Publisher) recordHorizon(ctx context.Context, force bool) error {
 	h := p.tickets.horizon.Load()
 	now := time.Now()
-	if !force && h == p.lastHorizon && now.Sub(p.lastHorizonAt) < horizonBeat {
+	if !force && h <= p.recordedHorizon.Load() && now.Sub(p.lastHorizonAt) < horizonBeat {
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, keepTimeout)
@@ -385,7 +388,34 @@ func (p *Publisher) recordHorizon(ctx context.Context, force bool) error {
 	if err := p.fleet.RecordHorizon(cctx, p.id, h); err != nil {
 		return err
 	}
-	p.lastHorizon, p.lastHorizonAt = h, now
+	p.noteHorizon(h)
+	p.lastHorizonAt = now
+	return nil
+}
+
+// noteHorizon remembers that horizon h is recorded.
+func (p *Publisher) noteHorizon(h int64) {
+	for {
+		old := p.recordedHorizon.Load()
+		if h <= old || p.recordedHorizon.CompareAndSwap(old, h) {
+			return
+		}
+	}
+}
+
+// ackEvents records acknowledgements, with the horizon when the Outbox
+// keeps order across instances: most horizon moves then cost no statement
+// of their own. Any horizon read now is safe to record: a ticket counts
+// as resolved only once the holds it needed are committed.
+func (p *Publisher) ackEvents(ctx context.Context, seqs []int64) error {
+	if p.fleet == nil {
+		return p.ob.AckEvents(ctx, seqs)
+	}
+	h := p.tickets.horizon.Load()
+	if err := p.fleet.AckEventsHorizon(ctx, seqs, p.id, h); err != nil {
+		return err
+	}
+	p.noteHorizon(h)
 	return nil
 }
 

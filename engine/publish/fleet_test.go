@@ -48,6 +48,13 @@ func (f *fakeFleet) RecordHorizon(_ context.Context, id int32, h int64) error {
 	return nil
 }
 
+func (f *fakeFleet) AckEventsHorizon(ctx context.Context, seqs []int64, id int32, h int64) error {
+	if err := f.AckEvents(ctx, seqs); err != nil {
+		return err
+	}
+	return f.RecordHorizon(ctx, id, h)
+}
+
 func (f *fakeFleet) HoldOrders(_ context.Context, ids []string, seqs []int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -122,14 +122,14 @@ type Publisher struct {
 
 	// Order across the fleet (fleet.go, ticket.go). fleet is nil unless
 	// Register found an Outbox that keeps it; id is then this publisher's.
-	fleet         fleetOutbox
-	id            int32
-	tickets       tickets
-	holds         holds
-	waits         waits
-	waiting       atomic.Int64 // len(waits.list), read without the lock
-	lastHorizon   int64        // keeper only
-	lastHorizonAt time.Time    // keeper only
+	fleet           fleetOutbox
+	id              int32
+	tickets         tickets
+	holds           holds
+	waits           waits
+	waiting         atomic.Int64 // len(waits.list), read without the lock
+	recordedHorizon atomic.Int64 // the largest horizon recorded in the store
+	lastHorizonAt   time.Time    // keeper only: when it last recorded one itself
 
 	orderWaitPublished, orderWaitHeld counter
 

@@ -77,9 +77,15 @@ func TestWriteStatusAfter(t *testing.T) {
 	}
 	u = setStatus(t, s, Ticket{Publisher: b, N: 3}, "ord_b", "paid")
 	check("v2 after A's resolved v1", u, order.After{Kind: order.AfterNothing})
-	// A horizon never goes back.
+	// A horizon never goes back, also when recorded with acknowledgements.
 	if err := s.RecordHorizon(ctx, a, 3); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.AckEventsHorizon(ctx, []int64{u.EventSeq}, a, 5); err != nil {
+		t.Fatal(err)
+	}
+	if n := pgtest.Int64(t, url, `SELECT count(*) FROM outbox_acks WHERE $1 = ANY(seqs)`, u.EventSeq); n != 1 {
+		t.Errorf("AckEventsHorizon recorded the acknowledgement %d times; want 1", n)
 	}
 	if h := pgtest.Int64(t, url, `SELECT horizon FROM outbox_publishers WHERE id = $1`, a); h != 7 {
 		t.Errorf("horizon after recording 3 over 7: %d", h)

@@ -33,6 +33,24 @@ func (s *Store) AckEvents(ctx context.Context, seqs []int64) error {
 	return nil
 }
 
+// ackHorizonSQL is ackEventsSQL that also moves publisher $2's horizon to
+// $3 (RecordHorizon), in the same statement: no round trip of its own.
+const ackHorizonSQL = `WITH h AS (
+  UPDATE outbox_publishers SET horizon = greatest(horizon, $3), seen_at = now() WHERE id = $2)
+` + ackEventsSQL
+
+// AckEventsHorizon is AckEvents and RecordHorizon(ctx, pub, horizon) in one
+// statement.
+func (s *Store) AckEventsHorizon(ctx context.Context, seqs []int64, pub int32, horizon int64) error {
+	if len(seqs) == 0 {
+		return s.RecordHorizon(ctx, pub, horizon)
+	}
+	if _, err := s.pool.Exec(ctx, ackHorizonSQL, seqs, pub, horizon); err != nil {
+		return fmt.Errorf("record %d outbox acknowledgements and horizon %d: %w", len(seqs), horizon, err)
+	}
+	return nil
+}
+
 // sweepLockKey is the advisory lock that serialises sweeps and slot
 // truncations ("orderflow outbox sweep" in ASCII, truncated to 64 bits).
 const sweepLockKey int64 = 0x6f75_7462_6f78_7377
