@@ -202,7 +202,7 @@ func (p *Publisher) waitBehind(tk *Ticket, ev *order.Event, now time.Time) (queu
 // (handed back: their events are in the client ahead, held, or waiting).
 // Another publisher's ticket is checked against the store (pollWaits).
 func (p *Publisher) passed(a order.After) bool {
-	return a.Publisher == p.id && p.id != 0 && a.Ticket <= p.tickets.handed.Load()
+	return a.Publisher == p.id && p.id != 0 && p.tickets.isHandedBack(a.Ticket)
 }
 
 // foreign reports whether w waits for another publisher's ticket.

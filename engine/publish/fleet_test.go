@@ -173,8 +173,16 @@ func TestTicketsHorizon(t *testing.T) {
 	if h := ts.horizon.Load(); h != 3 || t4.N() != 4 {
 		t.Errorf("after a new ticket: horizon %d (want 3), ticket %d (want 4)", h, t4.N())
 	}
+	// A transaction still running does not make the later ones wait.
+	t5 := ts.begin(7)
+	ts.handBack(t5)
+	if !ts.isHandedBack(5) || ts.isHandedBack(4) || ts.isHandedBack(6) || !ts.isHandedBack(3) {
+		t.Errorf("ticket 4 running, 5 handed back: isHandedBack 3..6 = %t %t %t %t; want true false true false",
+			ts.isHandedBack(3), ts.isHandedBack(4), ts.isHandedBack(5), ts.isHandedBack(6))
+	}
 	ts.handBack(t4)
 	ts.release(t4)
+	ts.release(t5)
 }
 
 // An event whose previous version another publisher holds waits: published

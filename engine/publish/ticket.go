@@ -86,6 +86,26 @@ func (ts *tickets) handBack(t *Ticket) {
 	ts.mu.Unlock()
 }
 
+// isHandedBack reports whether ticket n (issued) has been handed back. The
+// prefix check answers at once unless a transaction older than n is still
+// running; then the few tickets not handed back are looked at.
+func (ts *tickets) isHandedBack(n int64) bool {
+	if n <= ts.handed.Load() {
+		return true
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if n > ts.next {
+		return false
+	}
+	for _, u := range ts.unhanded {
+		if u.n == n {
+			return false
+		}
+	}
+	return true
+}
+
 // release resolves one of t's events (or drops the hand-back's count); the
 // last one resolves t and may move the horizon.
 func (ts *tickets) release(t *Ticket) {

@@ -160,7 +160,7 @@ func (s *Store) commitOnce(parent context.Context, w *writeState, set []*order.O
 				return err
 			}
 			*step = "insert orders"
-			inserted, err = insertReturning(ctx, tx, set, insertOrdersSQL, &w.pubID, &w.pubTicket)
+			inserted, err = insertReturning(ctx, tx, set, insertOrdersSQL, w.ticketArgs...)
 		} else {
 			*step = "insert orders"
 			inserted, err = insertReturning(ctx, tx, set, insertArraysSQL, w.arrays.fill(set, &w.pubID, &w.pubTicket)...)
