@@ -1,17 +1,12 @@
 package engine_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/internal/enginetest"
@@ -87,18 +82,18 @@ func TestOrderKeptAcrossInstances(t *testing.T) {
 	skipped := metric(a.AdminURL, `orderflow_publish_fastpath_skipped_total`)
 	cutA.Store(false)
 
-	want := map[string]bool{}
+	want := map[string]struct{}{}
 	for _, p := range []struct {
 		prefix string
 		n      int
 	}{{"fo1_", n1}, {"fo2_", n2}} {
 		for i := range p.n {
 			for v := 1; v <= 5; v++ {
-				want[fmt.Sprintf("%s%03d/%d", p.prefix, i, v)] = true
+				want[fmt.Sprintf("%s%03d/%d", p.prefix, i, v)] = struct{}{}
 			}
 		}
 	}
-	seen := consumeDistinct(t, b.Brokers, "fo", want, 60*time.Second)
+	seen := enginetest.ReadVersions(t, b.Brokers, "fo", want, 60*time.Second)
 	if len(want) > 0 {
 		missing := make([]string, 0, len(want))
 		for k := range want {
@@ -108,7 +103,7 @@ func TestOrderKeptAcrossInstances(t *testing.T) {
 	}
 	bad := 0
 	for id, vs := range seen {
-		last := 0
+		var last int32
 		for _, v := range vs {
 			if v > last {
 				if v != last+1 {
@@ -130,39 +125,4 @@ func TestOrderKeptAcrossInstances(t *testing.T) {
 	if n := pgtest.Int64(t, db, `SELECT count(*) FROM outbox_held`); n != 0 {
 		t.Errorf("%d orders still held after the sweeper published everything", n)
 	}
-}
-
-// consumeDistinct reads the topic from the start until every ce_id in want
-// was seen (deleting each from want) or within passes, and returns the
-// versions of each order under prefix in topic order, repeats included.
-func consumeDistinct(t *testing.T, brokers []string, prefix string, want map[string]bool, within time.Duration) map[string][]int {
-	t.Helper()
-	cl := enginetest.NewConsumer(t, brokers)
-	defer cl.Close()
-	seen := map[string][]int{}
-	deadline := time.Now().Add(within)
-	idle := 0
-	for time.Now().Before(deadline) && (len(want) > 0 || idle < 3) {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		got := 0
-		fs.EachRecord(func(r *kgo.Record) {
-			got++
-			if !strings.HasPrefix(string(r.Key), prefix) {
-				return
-			}
-			ce := enginetest.Header(r, "ce_id")
-			delete(want, ce)
-			i := strings.LastIndexByte(ce, '/')
-			v, _ := strconv.Atoi(ce[i+1:])
-			seen[ce[:i]] = append(seen[ce[:i]], v)
-		})
-		if got == 0 {
-			idle++
-		} else {
-			idle = 0
-		}
-	}
-	return seen
 }

@@ -130,13 +130,7 @@ func startFleetPublisher(t *testing.T, cfg Config, f *fakeFleet) (*Publisher, *m
 		t.Fatalf("Register: id %d, %v", p.ID(), err)
 	}
 	p.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	shutdownAtCleanup(t, p)
 	waitReady(t, p)
 	return p, m
 }

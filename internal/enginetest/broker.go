@@ -3,6 +3,7 @@ package enginetest
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,6 +144,45 @@ func consume(t testing.TB, brokers []string, keyPrefix string, want int, within 
 		})
 	}
 	return out
+}
+
+// ReadVersions consumes Topic from the start, removing every ce_id it sees
+// from want, until want is empty and the topic is drained (two empty polls),
+// or within passes. It returns, per order id under keyPrefix, the versions
+// in topic order, repeats included (what a consumer deduping on ce_id must
+// see in order). Each record is checked against api/asyncapi.yaml
+// (apitest.CheckRecord).
+func ReadVersions(t testing.TB, brokers []string, keyPrefix string, want map[string]struct{}, within time.Duration) map[string][]int32 {
+	t.Helper()
+	cl := NewConsumer(t, brokers)
+	defer cl.Close()
+	seq := map[string][]int32{}
+	deadline := time.Now().Add(within)
+	idle := 0
+	for time.Now().Before(deadline) && (len(want) > 0 || idle < 2) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		got := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			if !strings.HasPrefix(string(r.Key), keyPrefix) {
+				return
+			}
+			apitest.CheckRecord(t, r)
+			ce := Header(r, "ce_id")
+			delete(want, ce)
+			i := strings.LastIndexByte(ce, '/')
+			v, _ := strconv.Atoi(ce[i+1:])
+			seq[ce[:i]] = append(seq[ce[:i]], int32(v))
+		})
+		if got == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+	}
+	return seq
 }
 
 // Header returns the value of r's first header named key ("" if none).
