@@ -97,6 +97,7 @@ var statusMethods = []statusMethod{
 // status machine, and copies the outbox rows with COPY. rows/s counts status
 // changes (= outbox rows) committed.
 func BenchmarkStatusUpdate(b *testing.B) {
+	skipUnderTarget(b, "it measures PostgreSQL directly, on a scratch database of its own")
 	for _, m := range statusMethods {
 		for _, rows := range dbBatchSizes {
 			b.Run(fmt.Sprintf("method=%s/rows=%d", m.name, rows), func(b *testing.B) {
@@ -361,6 +362,7 @@ var insertMethods = []insertMethod{
 // outbox) or 1 (store_copy: COPY into the staging table, INSERT … SELECT
 // ON CONFLICT …). rows/s counts orders.
 func BenchmarkOrderInsert(b *testing.B) {
+	skipUnderTarget(b, "it measures PostgreSQL directly, on a scratch database of its own")
 	for _, m := range insertMethods {
 		for _, rows := range dbBatchSizes {
 			b.Run(fmt.Sprintf("method=%s/rows=%d", m.name, rows), func(b *testing.B) {

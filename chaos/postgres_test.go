@@ -150,17 +150,15 @@ func TestPostgresFaultsUnderLoad(t *testing.T) {
 // committed events reach the topic (through the sweeper when the fast path
 // never saw them).
 //
-// The server does retry these commits itself: pgx v5.12 reports a
-// connection lost while waiting for COMMIT's answer as "conn closed"
-// (*pgconn.connLockError, SafeToRetry() == true), so store.classify takes it
-// for an error raised before anything was sent. For orders the retry
-// converges (the row is found: 200); for a status batch it does not (see
-// TestAmbiguousCommitStatusBatch).
+// A group commit of orders below store.Config.CopyMinRows is one statement
+// in an implicit transaction, committed at its Sync message, which is where
+// the proxy cuts it. The server retries it itself when the connection is
+// lost, on purpose: writing orders is idempotent, so after a cut after the
+// commit the retry finds the order (200, the stored order), after a cut
+// before it creates it (201). Status changes are never retried after an
+// ambiguous COMMIT: a retry of a committed status batch would re-apply it
+// (see TestAmbiguousCommitStatusBatch); they answer 503.
 //
-// Seen changing: with the fix proposed in TestAmbiguousCommitStatusBatch
-// applied (commit errors never retried), every first answer here is 503 and
-// the retries answer 200 (committed) or 201 (not committed); without it the
-// server's own retry answers 200/201 at once.
 func TestAmbiguousCommit(t *testing.T) {
 	dbURL, proxy, cluster, base, admin := ambiguousEnv(t)
 	hc := newHTTPClient(2)

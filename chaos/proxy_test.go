@@ -28,7 +28,9 @@ const (
 // pgProxy is a TCP proxy in front of PostgreSQL that reads the frontend
 // protocol, so that it can cut a connection exactly at the COMMIT of a
 // transaction that ran a given statement: the ambiguous commit of
-// PITFALLS.md, on demand.
+// PITFALLS.md, on demand. Outside BEGIN … COMMIT, a statement of the
+// extended protocol runs in an implicit transaction that commits at the
+// Sync message: that Sync is its COMMIT (store.writeOrdersSQL commits so).
 type pgProxy struct {
 	ln     net.Listener
 	target string
@@ -47,7 +49,8 @@ type proxyConn struct {
 	client, server net.Conn
 	cutOnReply     atomic.Bool
 	stmts          map[string]string // prepared statement name → SQL
-	txSQL          []string          // SQL executed since the last COMMIT/ROLLBACK
+	txSQL          []string          // SQL executed since the last COMMIT/ROLLBACK (or implicit commit)
+	inTx           bool              // inside BEGIN … COMMIT/ROLLBACK
 }
 
 func newPGProxy(t *testing.T, target string) *pgProxy {
@@ -200,12 +203,21 @@ func (p *pgProxy) inspect(c *proxyConn, typ byte, body []byte) cutMode {
 		_, rest := cstring(body)
 		stmt, _ := cstring(rest)
 		c.txSQL = append(c.txSQL, c.stmts[stmt])
+	case 'S': // Sync: commits the implicit transaction of what it ends
+		if !c.inTx {
+			return p.atCommit(c)
+		}
 	case 'Q':
 		q, _ := cstring(body)
 		switch strings.ToLower(strings.TrimSpace(strings.TrimRight(q, ";"))) {
+		case "begin":
+			c.inTx = true
+			c.txSQL = c.txSQL[:0]
 		case "commit":
+			c.inTx = false
 			return p.atCommit(c)
 		case "rollback":
+			c.inTx = false
 			c.txSQL = c.txSQL[:0]
 		default:
 			c.txSQL = append(c.txSQL, q)

@@ -12,6 +12,7 @@ import (
 	"github.com/orderflow/orderflow/engine/pipeline"
 	"github.com/orderflow/orderflow/engine/publish"
 	"github.com/orderflow/orderflow/engine/store"
+	"github.com/orderflow/orderflow/engine/tracing"
 	"github.com/orderflow/orderflow/internal/conf"
 )
 
@@ -68,6 +69,11 @@ type Config struct {
 	// `make profile` turns them on. Default: 0.
 	MutexProfileFraction int
 	BlockProfileRate     int
+
+	// Tracing selects OpenTelemetry tracing: off by default; cmd/orderflow
+	// fills it from the standard OTEL_* variables (tracing.FromEnv), not
+	// from flags.
+	Tracing tracing.Config
 
 	// Logger receives the server's logs. Default: slog.Default().
 	Logger *slog.Logger

@@ -21,6 +21,7 @@ import (
 	"github.com/orderflow/orderflow/engine/pipeline"
 	"github.com/orderflow/orderflow/engine/publish"
 	"github.com/orderflow/orderflow/engine/store"
+	"github.com/orderflow/orderflow/engine/tracing"
 )
 
 // Engine is one orderflow server: it owns every component and their
@@ -38,6 +39,7 @@ type Engine struct {
 	updates *pipeline.Pipeline[*order.UpdateBatch]
 	front   *ingest.Server
 	admin   *http.Server
+	tracer  *tracing.Tracer // nil: tracing off
 
 	redis       *redis.Client // nil without RedisURL
 	ln, adminLn net.Listener
@@ -104,6 +106,12 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 		brokers = e.broker.Addrs()
 	}
 	cfg.Publish.Brokers = brokers
+	if e.tracer, err = tracing.New(ctx, cfg.Tracing, cfg.KafkaTopic, e.log); err != nil {
+		return fmt.Errorf("tracing (OTEL_* environment): %w", err)
+	}
+	if e.tracer != nil { // never a typed nil in the interfaces: nil means off
+		cfg.Publish.Tracer = e.tracer
+	}
 
 	if e.store, err = store.New(ctx, cfg.Store, e.m, e.log); err != nil {
 		return fmt.Errorf("connect to postgresql (-"+store.FlagDatabaseURL+"): %w", err)
@@ -134,18 +142,21 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 	e.pub.Start()
 
-	if e.orders, err = pipeline.New[*order.Batch](e.hooked(cfg.Pipeline), &orderSink{store: e.store, pub: e.pub}); err != nil {
+	if e.orders, err = pipeline.New[*order.Batch](e.hooked(cfg.Pipeline), &orderSink{store: e.store, pub: e.pub, tracer: e.tracer}); err != nil {
 		return err
 	}
 	e.m.QueueCapacity.WithLabelValues(cfg.Pipeline.Name).Set(float64(e.orders.Capacity()))
 	e.orders.Start()
-	if e.updates, err = pipeline.New[*order.UpdateBatch](e.hooked(cfg.StatusPipeline), &statusSink{store: e.store, pub: e.pub}); err != nil {
+	if e.updates, err = pipeline.New[*order.UpdateBatch](e.hooked(cfg.StatusPipeline), &statusSink{store: e.store, pub: e.pub, tracer: e.tracer}); err != nil {
 		return err
 	}
 	e.m.QueueCapacity.WithLabelValues(cfg.StatusPipeline.Name).Set(float64(e.updates.Capacity()))
 	e.updates.Start()
 
 	deps := ingest.Deps{Orders: e.orders, Updates: e.updates, Reader: e.store, Prices: e.catalog}
+	if e.tracer != nil {
+		deps.Tracer = e.tracer
+	}
 	if cfg.RedisURL != "" {
 		opts, _ := redis.ParseURL(cfg.RedisURL) // checked in Validate
 		e.redis = redis.NewClient(opts)
@@ -294,6 +305,9 @@ func (e *Engine) closeRest(ctx context.Context, step func(string, func() error))
 	}
 	if e.redis != nil {
 		step("redis client", func() error { return e.redis.Close() })
+	}
+	if e.tracer != nil {
+		step("tracing", func() error { return e.tracer.Shutdown(ctx) })
 	}
 	return nil
 }

@@ -108,6 +108,10 @@ type Config struct {
 	// certificate must chain to (a private CA, a test's). Default: the
 	// system roots.
 	CAFile string
+	// APIKey is sent on every request as "Authorization: Bearer <APIKey>",
+	// for a target that requires keys. It never appears in a report.
+	// Visible ASCII only. Default: "" (no header).
+	APIKey string
 	// Mode is ModeClosed or ModeOpen. Default: ModeClosed.
 	Mode string
 	// Conns is the number of closed-loop workers, each with its own
@@ -229,6 +233,11 @@ func (c Config) Validate() error {
 	if !c.AllowRemote && !isLoopback(u.Hostname()) {
 		return fmt.Errorf("target %q is not a loopback address: set AllowRemote (-allow-remote) to load another machine", c.Target)
 	}
+	for i := 0; i < len(c.APIKey); i++ {
+		if b := c.APIKey[i]; b < 0x21 || b > 0x7e {
+			return fmt.Errorf("API key: want visible ASCII characters only")
+		}
+	}
 	switch c.Mode {
 	case ModeClosed:
 		if c.Conns < 1 {
@@ -285,6 +294,13 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// IsLoopbackTarget reports whether target (a base URL) names this machine:
+// localhost or a loopback address. A URL that does not parse is not.
+func IsLoopbackTarget(target string) bool {
+	u, err := url.Parse(target)
+	return err == nil && u.Host != "" && isLoopback(u.Hostname())
 }
 
 // isLoopback reports whether host names this machine.
@@ -362,7 +378,8 @@ func (c Config) batchSizeJSON() int {
 	return 0
 }
 
-// UnmarshalJSON reads what MarshalJSON writes. AllowRemote is not stored.
+// UnmarshalJSON reads what MarshalJSON writes. AllowRemote, CAFile and
+// APIKey are not stored.
 func (c *Config) UnmarshalJSON(b []byte) error {
 	var j configJSON
 	if err := json.Unmarshal(b, &j); err != nil {

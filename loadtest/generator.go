@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -30,6 +31,7 @@ var (
 	contentTypeJSON   = []byte("application/json")
 	contentTypeNDJSON = []byte("application/x-ndjson")
 	headerIdempotency = []byte("Idempotency-Key")
+	headerAuth        = []byte("Authorization")
 	codeCommitTimeout = []byte(`"commit_timeout"`)
 )
 
@@ -50,6 +52,7 @@ type Generator struct {
 	host    []byte // Host header
 	tls     bool
 	roots   *x509.CertPool // Config.CAFile's; nil: the system roots
+	auth    []byte         // Authorization value for Config.APIKey; nil: none
 }
 
 // New checks cfg (after filling in defaults) and returns a Generator.
@@ -73,6 +76,9 @@ func New(cfg Config) (*Generator, error) {
 		addr:    addr,
 		host:    []byte(u.Host),
 		tls:     u.Scheme == "https",
+	}
+	if cfg.APIKey != "" {
+		g.auth = []byte("Bearer " + cfg.APIKey)
 	}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
@@ -206,7 +212,12 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	}
 
 	if cfg.Scenario == ScenarioBatcher {
-		c, err := client.New(client.Config{BaseURL: cfg.Target, MaxAttempts: 1, AttemptTimeout: cfg.RequestTimeout})
+		// The client's own transport, trusting Config.CAFile's roots.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 256
+		tr.TLSClientConfig = &tls.Config{RootCAs: g.roots, MinVersion: tls.VersionTLS12}
+		c, err := client.New(client.Config{BaseURL: cfg.Target, APIKey: cfg.APIKey, HTTPClient: &http.Client{Transport: tr},
+			MaxAttempts: 1, AttemptTimeout: cfg.RequestTimeout})
 		if err != nil {
 			return nil, err
 		}
@@ -478,12 +489,19 @@ func (w *worker) newRequest(path, contentType []byte) *fasthttp.Request {
 	req.Reset()
 	req.Header.SetMethodBytes(methodPost)
 	req.SetRequestURIBytes(path)
+	// The Host header first: once req.URI() is parsed, Write takes the
+	// Host from the URI, which takes it from the header when parsed (in
+	// the other order every https request went out with an empty Host
+	// and was answered 400).
+	req.Header.SetHostBytes(w.r.g.host)
 	if w.r.g.tls {
 		// HostClient refuses a request whose scheme is not its own.
 		req.URI().SetSchemeBytes(schemeHTTPS)
 	}
-	req.Header.SetHostBytes(w.r.g.host)
 	req.Header.SetContentTypeBytes(contentType)
+	if w.r.g.auth != nil {
+		req.Header.SetBytesKV(headerAuth, w.r.g.auth)
+	}
 	return req
 }
 

@@ -61,6 +61,10 @@ type options struct {
 	sweepDuration    time.Duration
 	settle           time.Duration
 	postgresCPU      bool
+	// Set explicitly (flag, or its environment variable): against a target
+	// on another machine the defaults would name this machine's admin
+	// listener, database and broker.
+	adminGiven, databaseGiven, brokersGiven bool
 }
 
 // target is one server to measure and where it stores and publishes.
@@ -68,7 +72,14 @@ type target struct {
 	name, url, admin string
 	backend          loadtest.Backend
 	reconcile        bool
+	// databaseGiven, brokersGiven: the backend was named explicitly (see
+	// options), not left to the defaults.
+	databaseGiven, brokersGiven bool
 }
+
+// apiKeyEnv holds the API key when -api-key is not given (the environment
+// keeps it out of ps).
+const apiKeyEnv = "ORDERFLOW_LOADTEST_API_KEY"
 
 // maxTargetName keeps a run id plus "-<name>-<rate>" within the run id limit.
 const maxTargetName = 10
@@ -91,6 +102,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:8080", "server base URL")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a -target that is not a loopback address")
 	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM file of CAs to trust for an https -target (empty: the system roots)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "API key sent as Authorization: Bearer on every request (env "+apiKeyEnv+", which keeps it out of ps; empty: none)")
 	fs.StringVar(&cfg.Mode, "mode", loadtest.ModeClosed, `load model: "closed" (workers send, wait, send) or "open" (fixed -rate, latency from the schedule)`)
 	fs.IntVar(&cfg.Conns, "conns", 64, "closed loop: workers, each with its own keep-alive connection")
 	fs.IntVar(&cfg.Rate, "rate", 0, "open loop: requests per second (required with -mode open)")
@@ -108,8 +120,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.IntVar(&cfg.Items, "items", 3, "items per order (1–100)")
 	fs.StringVar(&skus, "skus", strings.Join(loadtest.DefaultSKUs, ","), "comma-separated SKUs items are drawn from (must be in the server's catalog)")
 	fs.StringVar(&cfg.RunID, "run-id", "", "run id; order ids are lt_<run-id>_<n> (default: UTC time plus random hex)")
-	fs.StringVar(&cfg.Admin, "admin", "http://127.0.0.1:6060", `server admin URL to scrape /metrics from before and after ("" to skip)`)
-	fs.StringVar(&o.databaseURL, "database-url", envOr("DATABASE_URL", "postgres://127.0.0.1:5432/orderflow?sslmode=disable"), "PostgreSQL for reconciliation (env DATABASE_URL)")
+	fs.StringVar(&cfg.Admin, "admin", "http://127.0.0.1:6060", `server admin URL to scrape /metrics from before and after ("" to skip; a -target on another machine is scraped only when -admin is given)`)
+	fs.StringVar(&o.databaseURL, "database-url", envOr("DATABASE_URL", "postgres://127.0.0.1:5432/orderflow?sslmode=disable"), "PostgreSQL for reconciliation (env DATABASE_URL); a -target on another machine is reconciled only when this and -kafka-brokers are given")
 	fs.StringVar(&o.kafkaBrokers, "kafka-brokers", envOr("KAFKA_BROKERS", "127.0.0.1:9092"), "comma-separated Kafka seed brokers for reconciliation (env KAFKA_BROKERS)")
 	fs.StringVar(&o.kafkaTopic, "kafka-topic", envOr("KAFKA_TOPIC", "orders"), "topic the server publishes to (env KAFKA_TOPIC)")
 	fs.BoolVar(&o.reconcile, "reconcile", true, "check every acknowledged order against PostgreSQL and the topic afterwards")
@@ -143,6 +155,21 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	if fs.NArg() > 0 {
 		return cfg, o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if cfg.APIKey == "" {
+		cfg.APIKey = strings.TrimSpace(getenv(apiKeyEnv))
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "admin":
+			o.adminGiven = true
+		case "database-url":
+			o.databaseGiven = true
+		case "kafka-brokers":
+			o.brokersGiven = true
+		}
+	})
+	o.databaseGiven = o.databaseGiven || getenv("DATABASE_URL") != ""
+	o.brokersGiven = o.brokersGiven || getenv("KAFKA_BROKERS") != ""
 	cfg.SKUs = nil
 	for s := range strings.SplitSeq(skus, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -157,13 +184,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 func targetsOf(cfg loadtest.Config, o options) ([]target, error) {
 	def := func(name, url, admin string) target {
 		return target{name: name, url: url, admin: admin, reconcile: o.reconcile, backend: loadtest.Backend{
-			DatabaseURL: o.databaseURL, Brokers: splitList(o.kafkaBrokers), Topic: o.kafkaTopic, Timeout: o.reconcileTimeout}}
+			DatabaseURL: o.databaseURL, Brokers: splitList(o.kafkaBrokers), Topic: o.kafkaTopic, Timeout: o.reconcileTimeout},
+			databaseGiven: o.databaseGiven, brokersGiven: o.brokersGiven}
 	}
 	if o.targets == "" {
 		if len(o.targetOpts) > 0 {
 			return nil, fmt.Errorf("-target-opt needs -targets")
 		}
-		return []target{def("", cfg.Target, cfg.Admin)}, nil
+		t := def("", cfg.Target, cfg.Admin)
+		if !o.adminGiven && !loadtest.IsLoopbackTarget(t.url) {
+			t.admin = "" // the default names this machine's admin listener, not the target's
+		}
+		return []target{t}, nil
 	}
 	var ts []target
 	index := map[string]int{}
@@ -196,9 +228,9 @@ func targetsOf(cfg loadtest.Config, o options) ([]target, error) {
 		case "admin":
 			t.admin = v
 		case "database-url":
-			t.backend.DatabaseURL = v
+			t.backend.DatabaseURL, t.databaseGiven = v, true
 		case "kafka-brokers":
-			t.backend.Brokers = splitList(v)
+			t.backend.Brokers, t.brokersGiven = splitList(v), true
 		case "kafka-topic":
 			t.backend.Topic = v
 		case "reconcile":
@@ -212,6 +244,28 @@ func targetsOf(cfg loadtest.Config, o options) ([]target, error) {
 		}
 	}
 	return ts, nil
+}
+
+// remoteDefaults turns reconciliation off for each target on another
+// machine whose database and brokers were not both given: the defaults
+// name this machine's, which hold none of its orders, so reconciling
+// against them would report every order lost. It says so on w. Without a
+// given database it also leaves PostgreSQL's CPU unmeasured (this
+// machine's PostgreSQL is not the target's).
+func remoteDefaults(ts []target, w io.Writer) {
+	for i := range ts {
+		t := &ts[i]
+		if loadtest.IsLoopbackTarget(t.url) || t.databaseGiven && t.brokersGiven {
+			continue
+		}
+		if t.reconcile {
+			fmt.Fprintf(w, "loadtest: %s is not on this machine and its -database-url and -kafka-brokers were not both given: not reconciled\n", t.url)
+		}
+		t.reconcile = false
+		if !t.databaseGiven {
+			t.backend.DatabaseURL = ""
+		}
+	}
 }
 
 func validName(s string) bool {
@@ -247,6 +301,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		sweep bool
 	}
 	var plans []plan
+	remoteDefaults(targets, stderr)
 	for _, t := range targets {
 		c := cfg
 		c.Target, c.Admin, c.Name = t.url, t.admin, t.name
@@ -314,6 +369,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err := (loadtest.Summary{W: stdout}).WriteReport(rep); err != nil {
 			return errors.Join(runErr, err)
 		}
+		if err := nothingAcked(rep); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("%s: %w", c.RunID, err))
+		}
 		fmt.Fprintln(stdout)
 		if p.sweep {
 			suite.Sweep = append(suite.Sweep, rep)
@@ -361,6 +419,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "charts written to %s\n", strings.Join(charts.Written, " "))
 	}
 	return runErr
+}
+
+// nothingAcked is an error when a run sent requests and none was
+// acknowledged: a wrong key, catalog or certificate, not a measurement.
+func nothingAcked(rep *loadtest.Report) error {
+	c := rep.Counts
+	if c.Requests == 0 || c.Acked > 0 {
+		return nil
+	}
+	hint := ""
+	switch {
+	case c.ByStatus["401"] > 0:
+		hint = "; 401: give the target's API key (-api-key or " + apiKeyEnv + ")"
+	case c.ByStatus["422"] > 0:
+		hint = "; 422: are -skus active in the target's catalog?"
+	case c.ByStatus["transport_error"] > 0:
+		hint = "; transport errors: is the target up, and for https is -ca-file right?"
+	}
+	return fmt.Errorf("none of %d requests was acknowledged (by status %v)%s", c.Requests, c.ByStatus, hint)
 }
 
 func splitList(s string) []string {

@@ -10,6 +10,7 @@ import (
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/engine/ingest"
 	"github.com/orderflow/orderflow/engine/pipeline"
+	"github.com/orderflow/orderflow/engine/tracing"
 	"github.com/orderflow/orderflow/internal/conf"
 )
 
@@ -117,6 +118,11 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	if err := o.level.UnmarshalText([]byte(*level)); err != nil {
 		return o, fmt.Errorf("-%s: %w", flagLogLevel, err)
 	}
+	// Tracing has no flags: the standard OTEL_* variables configure it.
+	if o.cfg.Tracing, err = tracing.FromEnv(getenv); err != nil {
+		return o, err
+	}
+	o.cfg.Tracing.ServiceVersion = version
 	return o, o.cfg.Validate()
 }
 

@@ -66,12 +66,8 @@ func (s *Server) bulkAdmit(ctx *fasthttp.RequestCtx) (body []byte, f bulkFormat,
 // answers 400/413 and returns ok=false when the body cannot be split or holds
 // too many items (checked before fn is first called).
 func (s *Server) split(ctx *fasthttp.RequestCtx, body []byte, f bulkFormat, fn func(i int, item []byte)) (int, bool) {
-	splitter := order.SplitNDJSON
-	if f == formatArray {
-		splitter = order.SplitArray
-	}
 	n := 0
-	err := splitter(body, func(i int, _ []byte) bool {
+	err := splitBody(body, f, func(i int, _ []byte) bool {
 		n = i + 1
 		return n <= s.cfg.MaxBatchItems
 	})
@@ -84,8 +80,19 @@ func (s *Server) split(ctx *fasthttp.RequestCtx, body []byte, f bulkFormat, fn f
 		return 0, false
 	}
 	// The first pass found every boundary; this one cannot fail.
-	_ = splitter(body, func(i int, item []byte) bool { fn(i, item); return true })
+	_ = splitBody(body, f, func(i int, item []byte) bool { fn(i, item); return true })
 	return n, true
+}
+
+// splitBody calls the splitter of format f. Direct calls, not a func
+// value: the compiler then sees that fn does not escape, so the handlers'
+// callbacks and what they capture (the trace context, its buffer) stay on
+// the stack.
+func splitBody(body []byte, f bulkFormat, fn func(i int, item []byte) bool) error {
+	if f == formatArray {
+		return order.SplitArray(body, fn)
+	}
+	return order.SplitNDJSON(body, fn)
 }
 
 // bulkItem is one item's fate inside a bulk request.
@@ -100,21 +107,28 @@ type bulkItem struct {
 // and sealed on its own; the valid ones go through the pipeline in batches of
 // at most -pipeline.batch-max-rows orders, each one pipeline slot (and so at
 // most one transaction), and every item gets its own result in input order.
-func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time) {
+//
+// Every item carries the request's trace context (each batch holds its own
+// copy of the tracestate, in its arena).
+func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time, tc reqTrace) {
 	body, f, cost, ok := s.bulkAdmit(ctx)
 	if !ok {
 		return
 	}
 	defer s.release(cost)
 
+	var stateBuf [order.MaxTraceStateLen]byte
+	state := s.traceState(ctx, &tc, &stateBuf)
 	prices := s.deps.Prices.PriceBook()
 	var batches []*order.Batch
 	var items []bulkItem
 	cur := (*order.Batch)(nil)
+	curState := ""
 	_, ok = s.split(ctx, body, f, func(i int, raw []byte) {
 		if cur == nil || cur.Len() >= s.cfg.BulkChunkRows {
 			cur = order.GetBatch()
 			batches = append(batches, cur)
+			curState = cur.Arena().CopyString(state)
 		}
 		it := bulkItem{batch: -1}
 		o, err := s.decode(cur, raw, received, nil)
@@ -130,6 +144,7 @@ func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time) {
 			it.answer = statusFor(err)
 			s.orders[orderRefused(it.answer)].Inc()
 		} else {
+			o.TraceParent, o.TraceState = tc.parent, curState
 			cur.Seal(o)
 			it.batch, it.row = len(batches)-1, len(cur.Orders)-1
 		}
@@ -156,22 +171,27 @@ func (s *Server) orderBatches(ctx *fasthttp.RequestCtx, received time.Time) {
 }
 
 // statusUpdates handles POST /v1/status-updates: like orderBatches, for
-// status changes; each item {"id","status"} gets its own result.
-func (s *Server) statusUpdates(ctx *fasthttp.RequestCtx, received time.Time) {
+// status changes; each item {"id","status"} gets its own result, and
+// carries the request's trace context.
+func (s *Server) statusUpdates(ctx *fasthttp.RequestCtx, received time.Time, tc reqTrace) {
 	body, f, cost, ok := s.bulkAdmit(ctx)
 	if !ok {
 		return
 	}
 	defer s.release(cost)
 
+	var stateBuf [order.MaxTraceStateLen]byte
+	state := s.traceState(ctx, &tc, &stateBuf)
 	var batches []*order.UpdateBatch
 	var items []bulkItem
 	var cur *order.UpdateBatch
+	curState := ""
 	var scratch []byte
 	_, ok = s.split(ctx, body, f, func(i int, raw []byte) {
 		if cur == nil || cur.Len() >= s.cfg.BulkChunkRows {
 			cur = order.GetUpdateBatch()
 			batches = append(batches, cur)
+			curState = cur.Arena().CopyString(state)
 		}
 		it := bulkItem{batch: -1}
 		id, st, err := order.DecodeStatusUpdate(raw, scratch[:0])
@@ -183,6 +203,7 @@ func (s *Server) statusUpdates(ctx *fasthttp.RequestCtx, received time.Time) {
 			s.updates[updateRefused(it.answer)].Inc()
 		} else {
 			row := cur.Add(id, st, received)
+			cur.Updates[row].TraceParent, cur.Updates[row].TraceState = tc.parent, curState
 			it.id = cur.Updates[row].OrderID
 			it.batch, it.row = len(batches)-1, row
 		}

@@ -27,7 +27,11 @@
 // refusalAnswer, transportAnswer), shared by the single and bulk endpoints,
 // so a bulk item gets what the single endpoint would answer. Nothing taken
 // from the RequestCtx outlives the handler: the decoder copies into the
-// batch arena.
+// batch arena. The write routes read the W3C trace context (trace.go):
+// every order or status change a request carries gets its traceparent (a
+// fixed array) and tracestate (copied into the arena); invalid ones are
+// ignored and counted, never refused. With Deps.Tracer set, each request
+// also gets a span, and its changes carry the span's context instead.
 //
 // Files: server.go (Server, Deps, New, Serve, Shutdown), route.go (route
 // table, dispatch, transport errors), guard.go and keys.go (authentication
@@ -37,5 +41,6 @@
 // status.go (one status change), bulk.go (both bulk endpoints), metrics.go
 // (metric labels, per-route collectors), pool.go (buffer and timer pools),
 // linger.go (lingering close), proxy.go (client IP behind trusted
-// proxies), config.go (Config), admin.go (the admin listener).
+// proxies), trace.go (trace context, the Tracer hook), config.go (Config),
+// admin.go (the admin listener).
 package ingest

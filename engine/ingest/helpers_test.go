@@ -33,6 +33,7 @@ type fakeOrders struct {
 	held      sync.WaitGroup
 	result    order.Result
 	refuse    error
+	seen      func(o *order.Order) // called for every submitted order, before it is completed
 }
 
 func (f *fakeOrders) TrySubmit(b *order.Batch) error {
@@ -40,6 +41,11 @@ func (f *fakeOrders) TrySubmit(b *order.Batch) error {
 		return f.refuse
 	}
 	f.submitted.Add(int64(b.Len()))
+	if f.seen != nil {
+		for i := range b.Orders {
+			f.seen(&b.Orders[i])
+		}
+	}
 	for i := range b.Orders {
 		b.Orders[i].Result.Outcome = order.OutcomeCreated
 		if f.result.Outcome != order.OutcomePending {

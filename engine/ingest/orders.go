@@ -33,7 +33,7 @@ func decoderFor(name string) orderDecoder {
 }
 
 // createOrder handles POST /v1/orders.
-func (s *Server) createOrder(ctx *fasthttp.RequestCtx, received time.Time) {
+func (s *Server) createOrder(ctx *fasthttp.RequestCtx, received time.Time, tc reqTrace) {
 	if s.shutting.Load() {
 		s.refuseOrder(ctx, refusalAnswer(refusedShuttingDown))
 		return
@@ -73,6 +73,9 @@ func (s *Server) createOrder(ctx *fasthttp.RequestCtx, received time.Time) {
 		order.PutBatch(b)
 		return
 	}
+	var stateBuf [order.MaxTraceStateLen]byte
+	o.TraceParent = tc.parent
+	o.TraceState = b.Arena().CopyString(s.traceState(ctx, &tc, &stateBuf))
 	b.Seal(o)
 	if err := s.deps.Orders.TrySubmit(b); err != nil {
 		order.PutBatch(b)
@@ -128,7 +131,7 @@ func writeCreated(ctx *fasthttp.RequestCtx, code int, id string, st order.Status
 }
 
 // getOrder handles GET /v1/orders/{id}.
-func (s *Server) getOrder(ctx *fasthttp.RequestCtx, _ time.Time) {
+func (s *Server) getOrder(ctx *fasthttp.RequestCtx, _ time.Time, _ reqTrace) {
 	id := ctx.Path()[len(pathOrdersPrefix):]
 	if !validID(id) {
 		s.writeAnswer(ctx, ansNoOrder)

@@ -28,17 +28,21 @@ type routeSpec struct {
 	// single: the body limit is MaxBodyBytes (one order or status change);
 	// otherwise MaxBatchBodyBytes, fasthttp's limit.
 	single bool
-	serve  func(s *Server, ctx *fasthttp.RequestCtx, received time.Time) // nil: 404
+	// traced: the route changes something, so the request's trace context
+	// is read (trace.go) and carried to the events of its changes.
+	traced bool
+	span   string                                                                     // the request span's name (tracing on)
+	serve  func(s *Server, ctx *fasthttp.RequestCtx, received time.Time, tc reqTrace) // nil: 404
 }
 
 // routes is the route table: what handle and headerReceived look up.
 var routes = [numRoutes]routeSpec{
-	routeCreateOrder:   {name: "create_order", method: methodPost, single: true, serve: (*Server).createOrder},
-	routeGetOrder:      {name: "get_order", method: methodGet, serve: (*Server).getOrder},
-	routeUpdateStatus:  {name: "update_status", method: methodPost, single: true, serve: (*Server).updateStatus},
-	routeOrderBatches:  {name: "order_batches", method: methodPost, serve: (*Server).orderBatches},
-	routeStatusUpdates: {name: "status_updates", method: methodPost, serve: (*Server).statusUpdates},
-	routeOther:         {name: "other"},
+	routeCreateOrder:   {name: "create_order", method: methodPost, single: true, traced: true, span: "POST /v1/orders", serve: (*Server).createOrder},
+	routeGetOrder:      {name: "get_order", method: methodGet, span: "GET /v1/orders/{id}", serve: (*Server).getOrder},
+	routeUpdateStatus:  {name: "update_status", method: methodPost, single: true, traced: true, span: "POST /v1/orders/{id}/status", serve: (*Server).updateStatus},
+	routeOrderBatches:  {name: "order_batches", method: methodPost, traced: true, span: "POST /v1/order-batches", serve: (*Server).orderBatches},
+	routeStatusUpdates: {name: "status_updates", method: methodPost, traced: true, span: "POST /v1/status-updates", serve: (*Server).statusUpdates},
+	routeOther:         {name: "other", span: "HTTP"},
 }
 
 var (
@@ -86,11 +90,20 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	return fasthttp.RequestConfig{}
 }
 
-// handle is the fasthttp entry point: route, recover, guard, method check,
-// serve, count.
+// handle is the fasthttp entry point: route, trace context (and the
+// request span, tracing on), recover, guard, method check, serve, count.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	r := routeOf(ctx.Path())
+	rt := &routes[r]
+	var tc reqTrace
+	if rt.traced || s.tracer != nil {
+		tc = s.requestTrace(ctx)
+	}
+	var endSpan func(status int)
+	if s.tracer != nil {
+		tc.parent, endSpan = s.tracer.StartRequest(rt.span, tc.parent, start)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.m.HandlerPanics.Inc()
@@ -99,11 +112,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.writeAnswer(ctx, ansInternal)
 		}
 		s.perRoute[r].observe(ctx.Response.StatusCode(), time.Since(start))
+		if endSpan != nil {
+			endSpan(ctx.Response.StatusCode())
+		}
 	}()
 	if s.guard != nil && !s.guard.check(s, ctx) {
 		return
 	}
-	rt := &routes[r]
 	switch {
 	case rt.serve == nil:
 		s.writeAnswer(ctx, ansNoRoute)
@@ -111,7 +126,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.SetBytesKV(hdrAllow, rt.method)
 		s.writeAnswer(ctx, ansMethodNotAllowed)
 	default:
-		rt.serve(s, ctx, start)
+		rt.serve(s, ctx, start, tc)
 	}
 }
 

@@ -51,6 +51,9 @@ type Deps struct {
 	// (Config.PerKeyLimit, PerIPLimit). Nil: each instance limits alone.
 	// The Server does not close it.
 	Redis redis.UniversalClient
+	// Tracer, when set, starts a span per request (tracing on); the
+	// request's changes then carry the span's context. Nil: off.
+	Tracer Tracer
 }
 
 // Server is the public HTTP front end: routing, admission control, body
@@ -76,6 +79,9 @@ type Server struct {
 	updates    [numUpdateResults]prometheus.Counter
 	shutting   atomic.Bool
 	certs      *certReloader // nil: plain HTTP
+	tracer     Tracer        // Deps.Tracer; nil: tracing off
+	// traceInvalid counts ignored trace context headers, by header.
+	traceInvalid [numTraceLabels]prometheus.Counter
 }
 
 // New returns a Server. It validates cfg (zero fields take defaults).
@@ -93,6 +99,7 @@ func New(cfg Config, deps Deps, m *metrics.Metrics, log *slog.Logger) (*Server, 
 		m:          m,
 		log:        log,
 		decode:     decoderFor(cfg.Decoder),
+		tracer:     deps.Tracer,
 		sem:        make(chan struct{}, cfg.MaxInflight),
 		retryAfter: []byte(strconv.Itoa(max(1, int((cfg.RetryAfter+time.Second-1)/time.Second)))),
 	}
@@ -124,6 +131,9 @@ func New(cfg Config, deps Deps, m *metrics.Metrics, log *slog.Logger) (*Server, 
 	}
 	for r := range s.updates {
 		s.updates[r] = m.StatusUpdates.WithLabelValues(updateResultNames[r])
+	}
+	for h := range s.traceInvalid {
+		s.traceInvalid[h] = m.TraceContextInvalid.WithLabelValues(traceLabelNames[h])
 	}
 	s.srv = &fasthttp.Server{
 		Name:                  "orderflow",

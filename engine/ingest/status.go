@@ -11,7 +11,7 @@ import (
 // The single status change: POST /v1/orders/{id}/status.
 
 // updateStatus handles POST /v1/orders/{id}/status.
-func (s *Server) updateStatus(ctx *fasthttp.RequestCtx, received time.Time) {
+func (s *Server) updateStatus(ctx *fasthttp.RequestCtx, received time.Time, tc reqTrace) {
 	path := ctx.Path()
 	id := path[len(pathOrdersPrefix) : len(path)-len(suffixStatus)]
 	if !validID(id) {
@@ -44,7 +44,10 @@ func (s *Server) updateStatus(ctx *fasthttp.RequestCtx, received time.Time) {
 	}
 	defer s.release(cost)
 	b := order.GetUpdateBatch()
-	b.Add(id, st, received)
+	row := b.Add(id, st, received)
+	var stateBuf [order.MaxTraceStateLen]byte
+	b.Updates[row].TraceParent = tc.parent
+	b.Updates[row].TraceState = b.Arena().CopyString(s.traceState(ctx, &tc, &stateBuf))
 	if err := s.deps.Updates.TrySubmit(b); err != nil {
 		order.PutUpdateBatch(b)
 		s.refuseUpdate(ctx, s.submitRefused(err))

@@ -33,6 +33,9 @@ type Metrics struct {
 	// invalid, unprocessable, rejected, overloaded, failed, timeout.
 	Orders        *prometheus.CounterVec // result
 	StatusUpdates *prometheus.CounterVec // result
+	// TraceContextInvalid counts W3C trace context headers ignored as
+	// invalid, by header: traceparent, tracestate.
+	TraceContextInvalid *prometheus.CounterVec
 
 	// Pipeline.
 	QueueDepth    *prometheus.GaugeVec     // pipeline: orders, status
@@ -118,6 +121,9 @@ func New() *Metrics {
 	m.StatusUpdates = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "orderflow_status_updates_total", Help: "Status updates answered, by result.",
 	}, []string{"result"})
+	m.TraceContextInvalid = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderflow_trace_context_invalid_total", Help: "W3C trace context request headers ignored because they are invalid, by header: traceparent (malformed, an all-zero id, version ff, or sent twice; the request's tracestate is then ignored too) or tracestate (over 32 members or 512 characters, a bad key or value, a key twice; the traceparent is kept). The request is served either way.",
+	}, []string{"header"})
 	m.QueueDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "orderflow_pipeline_queue_depth", Help: "Rows waiting in the pipeline queue.",
 	}, []string{"pipeline"})
@@ -204,7 +210,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{
 		m.HTTPRequests, m.HTTPDuration, m.AdmissionRejected, m.InFlightRequests, m.InFlightCapacity, m.HandlerPanics, m.Ready,
 		m.LingerClosed, m.LingerBytes, m.Lingering,
-		m.Orders, m.StatusUpdates, m.QueueDepth, m.QueueCapacity, m.BatchRows, m.BatchBytes,
+		m.Orders, m.StatusUpdates, m.TraceContextInvalid, m.QueueDepth, m.QueueCapacity, m.BatchRows, m.BatchBytes,
 		m.CommitSeconds, m.CommitErrors, m.DBRetries, m.DBBisections,
 		m.Published, m.PublishSeconds, m.PublishDropped, m.OutboxBacklog, m.OutboxOldestAge, m.OutboxDeleted, m.OutboxTruncated, m.OutboxDeadLettered, m.OutboxDead,
 		m.OutboxHeld, m.OrderWaits,

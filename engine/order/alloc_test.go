@@ -126,3 +126,25 @@ func TestZeroAllocs(t *testing.T) {
 	assertNoAllocs(t, "SplitNDJSON", func() { SplitNDJSON(ndjson, count) })
 	assertNoAllocs(t, "SplitArray", func() { SplitArray(array, count) })
 }
+
+// The trace context parsers allocate nothing: a traceparent goes into a
+// fixed array, a tracestate into the caller's buffer.
+func TestTraceContextAllocs(t *testing.T) {
+	tp := []byte(" " + tpValid)
+	states := [][]byte{[]byte("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE"), []byte("foo@bar=1")}
+	var buf [MaxTraceStateLen]byte
+	var sink TraceParent
+	assertNoAllocs(t, "ParseTraceParent", func() {
+		p, ok := ParseTraceParent(tp)
+		if !ok {
+			t.Fatal("refused")
+		}
+		sink = p
+	})
+	assertNoAllocs(t, "AppendTraceState", func() {
+		if _, ok := AppendTraceState(buf[:0], states...); !ok {
+			t.Fatal("refused")
+		}
+	})
+	_ = sink
+}

@@ -107,6 +107,15 @@ type Order struct {
 	Hash       uint64 // content hash: same hash under one id = same order
 	Event      []byte // order.created event value (JSON), view into the arena
 
+	// TraceParent and TraceState are the W3C trace context of the request
+	// that carried the order (ParseTraceParent, AppendTraceState), stored
+	// with its event and sent as that event's Kafka headers. The zero
+	// TraceParent and "" mean none. TraceState is a view into the arena.
+	// Neither is part of the content hash: a retry with another trace
+	// context is the same order.
+	TraceParent TraceParent
+	TraceState  string
+
 	// Filled by the store for orders it reads back (GET).
 	Status    Status
 	Version   int32
@@ -138,6 +147,10 @@ type Result struct {
 	Version    int32
 	EventSeq   int64 // OutcomeCreated: the seq of its order.created outbox event
 	Err        error // why, for OutcomeRejected and OutcomeFailed; for logs only
+	// LeftToSweeper (OutcomeDuplicate): an earlier attempt of the same write,
+	// whose outcome was unknown, stored the order; its order.created event
+	// was handed to no fast path, and waits for the sweeper.
+	LeftToSweeper bool
 }
 
 // Batch owns a group of orders submitted together (one HTTP request, or one
@@ -233,14 +246,21 @@ const (
 // Payload are views into memory owned by whoever filled the Event (a batch
 // arena, or the store's scan buffers): consumers that keep them past the
 // call they received them in must copy.
+//
+// TraceParent and TraceState are the trace context of the request whose
+// change produced the event (zero and "" for none): the outbox stores them
+// and the publisher sends them as the record's traceparent and tracestate
+// headers. TraceState is a view like OrderID.
 type Event struct {
-	Seq     int64 // position in the outbox's publishing order, set by the store
-	OrderID string
-	Version int32
-	Type    string    // EventCreated or EventStatusChanged
-	Time    time.Time // ingest time: ce_time and the Kafka record timestamp
-	Payload []byte    // the record value, JSON
-	After   After     // what the fast path must wait for first (status changes)
+	Seq         int64 // position in the outbox's publishing order, set by the store
+	OrderID     string
+	Version     int32
+	Type        string    // EventCreated or EventStatusChanged
+	Time        time.Time // ingest time: ce_time and the Kafka record timestamp
+	Payload     []byte    // the record value, JSON
+	TraceParent TraceParent
+	TraceState  string
+	After       After // what the fast path must wait for first (status changes)
 }
 
 // After is what the store found, in the transaction that wrote an event,
@@ -259,7 +279,7 @@ type AfterKind uint8
 const (
 	// AfterUnknown (the zero value): the store knows nothing about the
 	// previous version's event (version 1 has none; a row last written
-	// before migration 0006 has no ticket). The publisher's own rules
+	// before migration 0007 has no ticket). The publisher's own rules
 	// apply, its start-up hold included.
 	AfterUnknown AfterKind = iota
 	// AfterNothing: the previous version is on the topic, or follows
@@ -292,5 +312,6 @@ type ParkedEvent struct {
 // CreatedEvent returns o's order.created outbox event (version 1). Its
 // strings and payload are o's: views into the owning batch's arena.
 func (o *Order) CreatedEvent() Event {
-	return Event{Seq: o.Result.EventSeq, OrderID: o.ID, Version: 1, Type: EventCreated, Time: o.ReceivedAt, Payload: o.Event}
+	return Event{Seq: o.Result.EventSeq, OrderID: o.ID, Version: 1, Type: EventCreated, Time: o.ReceivedAt, Payload: o.Event,
+		TraceParent: o.TraceParent, TraceState: o.TraceState}
 }

@@ -26,6 +26,11 @@ type Update struct {
 	OrderID    string
 	Status     Status    // the requested status
 	ReceivedAt time.Time // truncated to microseconds: the change's updated_at and ce_time
+	// TraceParent and TraceState are the request's trace context (see
+	// Order), carried to the change's event; TraceState is a view into the
+	// arena.
+	TraceParent TraceParent
+	TraceState  string
 
 	// Set by the store.
 	Outcome  UpdateOutcome
@@ -86,5 +91,6 @@ func (b *UpdateBatch) Arena() *bytesutil.Arena { return &b.arena }
 // ChangedEvent returns the order.status_changed outbox event of an applied
 // change. Its strings and payload are views into the batch's arena.
 func (u *Update) ChangedEvent() Event {
-	return Event{Seq: u.EventSeq, OrderID: u.OrderID, Version: u.Version, Type: EventStatusChanged, Time: u.ReceivedAt, Payload: u.Event, After: u.After}
+	return Event{Seq: u.EventSeq, OrderID: u.OrderID, Version: u.Version, Type: EventStatusChanged, Time: u.ReceivedAt, Payload: u.Event,
+		TraceParent: u.TraceParent, TraceState: u.TraceState, After: u.After}
 }

@@ -17,6 +17,7 @@ func TestAllocs(t *testing.T) {
 	var s eventSet
 	s.add(42, 1, time.Now())
 	s.add(42, 2, time.Now())
+	s.add(43, 1, time.Now()) // no trace context (42: traceparent and tracestate)
 	p := &Publisher{source: []byte("orderflow"), gate: newGate(), m: metrics.New()}
 	p.acks.init(DefaultConfig())
 

@@ -109,6 +109,10 @@ type Config struct {
 	// -kafka.sasl-mechanism and the others Security lists). Default:
 	// plaintext, no authentication.
 	Security Security
+
+	// Tracer, when set, starts a span per record produced (tracing on).
+	// Not a setting: the engine wires it. Nil: off.
+	Tracer Tracer
 }
 
 // Defaults used by DefaultConfig.

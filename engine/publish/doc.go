@@ -24,7 +24,7 @@
 // order leaves the fast path, the order's later events are held for the
 // sweeper until a sweep pass has covered them (gate), and after start status
 // changes the store knows nothing about (rows written before migration
-// 0006) are held until the outbox is seen empty or swept. No record is
+// 0007) are held until the outbox is seen empty or swept. No record is
 // failed on a deadline (see
 // Config.DeliveryTimeout): a failed earlier version with a delivered later
 // one is exactly the reorder a version-skipping consumer cannot recover
@@ -66,6 +66,12 @@
 // Not covered: an instance still running a version without tickets (during
 // an upgrade) keeps order within itself only; clocks must agree with
 // PostgreSQL's within 1s.
+//
+// Trace context: an event that carries its request's W3C traceparent (and
+// tracestate) gets them as the record's traceparent and tracestate headers,
+// copied into the pooled record like the other headers, on the fast path
+// and the sweeper alike (the store keeps them with the event); an event
+// without them gets neither header and costs nothing more.
 //
 // Lock order: acker.ackMu before acker.mu; waits.mu before gate.mu,
 // holds.mu and tickets.mu; gate.mu, holds.mu and tickets.mu are taken

@@ -133,7 +133,8 @@ type waiter struct {
 	id      string // copy
 	version int32
 	after   order.After
-	since   int64 // unix ns
+	since   int64       // unix ns
+	ev      order.Event // what the tracer reads (tracing on): copies, no payload
 }
 
 // waits is the queue of waiters, in the order their events reached Publish
@@ -164,6 +165,10 @@ func (p *Publisher) waitLocked(tk *Ticket, ev *order.Event, now time.Time) bool 
 	p.fill(r, ev)
 	r.start, r.tk = now, tk
 	w := &waiter{r: r, tk: tk, id: strings.Clone(ev.OrderID), version: ev.Version, after: ev.After, since: now.UnixNano()}
+	if p.cfg.Tracer != nil {
+		w.ev = order.Event{Seq: ev.Seq, OrderID: w.id, Version: ev.Version, Type: strings.Clone(ev.Type), Time: ev.Time,
+			TraceParent: ev.TraceParent, TraceState: strings.Clone(ev.TraceState)}
+	}
 	if p.waits.orders == nil {
 		p.waits.orders = make(map[string]int)
 	}
@@ -348,6 +353,9 @@ func (p *Publisher) produceWaiter(w *waiter, nowNanos int64) {
 		p.m.PublishDropped.Inc()
 		p.deferRecord(w.r, w.id, time.Unix(0, nowNanos))
 		return
+	}
+	if p.cfg.Tracer != nil {
+		w.r.span = p.cfg.Tracer.StartPublish(&w.ev, "fast")
 	}
 	p.inflight.Add(1)
 	p.inflightBytes.Add(w.r.size)

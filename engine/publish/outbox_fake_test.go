@@ -50,6 +50,7 @@ func (f *fakeOutbox) insert(enq time.Time, evs ...order.Event) {
 		ev.OrderID = strings.Clone(ev.OrderID)
 		ev.Type = strings.Clone(ev.Type)
 		ev.Payload = slices.Clone(ev.Payload)
+		ev.TraceState = strings.Clone(ev.TraceState)
 		f.rows[ev.Seq] = &fakeRow{ev: ev, enqueued: enq}
 	}
 }
@@ -104,6 +105,7 @@ func (f *fakeOutbox) SweepEvents(ctx context.Context, olderThan time.Duration, l
 		events[i] = r.ev
 		events[i].OrderID = strings.Clone(r.ev.OrderID)
 		events[i].Payload = slices.Clone(r.ev.Payload)
+		events[i].TraceState = string([]byte(r.ev.TraceState))
 	}
 	f.mu.Unlock()
 

@@ -48,6 +48,15 @@ type Outbox interface {
 	ReclaimOutbox(ctx context.Context) (int, error)
 }
 
+// Tracer starts a span per record produced (Config.Tracer; nil: off). Its
+// StartPublish is called when a record of ev is handed to the client, with
+// path "fast" or "sweep"; the function it returns is called once, from the
+// record's promise (so it must not block), with where the record landed or
+// why it failed. Implementations must be safe for concurrent use.
+type Tracer interface {
+	StartPublish(ev *order.Event, path string) func(partition int32, offset int64, err error)
+}
+
 // deadLister is implemented by an Outbox that parks events (the store):
 // the number of parked events and the ids of their orders, whose later
 // events stay off the fast path while they are parked.
@@ -357,6 +366,9 @@ func (p *Publisher) route(tk *Ticket, ev *order.Event, now time.Time, nowNanos i
 	r := getRecord()
 	p.fill(r, ev)
 	r.start, r.tk = now, tk
+	if p.cfg.Tracer != nil {
+		r.span = p.cfg.Tracer.StartPublish(ev, "fast")
+	}
 	p.inflight.Add(1)
 	p.inflightBytes.Add(r.size)
 	// No deadline: a record handed to the client stays there until the
@@ -373,6 +385,9 @@ func (p *Publisher) route(tk *Ticket, ev *order.Event, now time.Time, nowNanos i
 // promise goroutine and must not block.
 func (p *Publisher) onFastAck(rec *kgo.Record, err error) {
 	r := rec.Context.(*pubRec)
+	if r.span != nil {
+		r.span(rec.Partition, rec.Offset, err)
+	}
 	p.inflight.Add(-1)
 	p.inflightBytes.Add(-r.size)
 	switch {
@@ -476,15 +491,18 @@ type pubRec struct {
 	context.Context
 
 	rec  kgo.Record
-	hdrs [6]kgo.RecordHeader
+	hdrs [8]kgo.RecordHeader
 
 	key, value, id, ts, typ []byte
+	traceParent             order.TraceParent // the traceparent header's value
+	traceState              []byte            // the tracestate header's value
 
-	seq   int64     // the event's outbox seq, for its acknowledgement
-	tk    *Ticket   // a fast-path record's ticket (resolved by its promise)
-	idx   int       // a swept record's index in its page
-	size  int64     // rec's key+value+header bytes, as kgo counts them
-	start time.Time // hand-off time, for PublishSeconds
+	seq   int64                                          // the event's outbox seq, for its acknowledgement
+	tk    *Ticket                                        // a fast-path record's ticket (resolved by its promise)
+	span  func(partition int32, offset int64, err error) // ends the record's span (tracing on)
+	idx   int                                            // a swept record's index in its page
+	size  int64                                          // rec's key+value+header bytes, as kgo counts them
+	start time.Time                                      // hand-off time, for PublishSeconds
 	sweep *sweepBatch
 }
 
@@ -507,13 +525,15 @@ func putRecord(r *pubRec) {
 
 func (r *pubRec) reset() {
 	r.rec = kgo.Record{}
-	r.hdrs = [6]kgo.RecordHeader{}
+	r.hdrs = [8]kgo.RecordHeader{}
+	r.traceParent = order.TraceParent{}
+	r.traceState = capBuf(r.traceState)
 	r.key = capBuf(r.key)
 	r.value = capBuf(r.value)
 	r.id = capBuf(r.id)
 	r.ts = capBuf(r.ts)
 	r.typ = capBuf(r.typ)
-	r.seq, r.tk, r.idx, r.size, r.start, r.sweep = 0, nil, 0, 0, time.Time{}, nil
+	r.seq, r.tk, r.idx, r.size, r.start, r.sweep, r.span = 0, nil, 0, 0, time.Time{}, nil, nil
 }
 
 func capBuf(b []byte) []byte {
@@ -523,7 +543,9 @@ func capBuf(b []byte) []byte {
 	return b[:0]
 }
 
-// fill copies ev into r's buffers and sets up r.rec as api/asyncapi.yaml describes (key, CloudEvents headers).
+// fill copies ev into r's buffers and sets up r.rec as api/asyncapi.yaml
+// describes (key, CloudEvents headers, and traceparent/tracestate when the
+// event has them).
 func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 	r.key = append(r.key[:0], ev.OrderID...)
 	r.value = append(r.value[:0], ev.Payload...)
@@ -541,7 +563,7 @@ func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 		r.typ = append(r.typ[:0], ev.Type...)
 		typ = r.typ
 	}
-	r.hdrs = [6]kgo.RecordHeader{
+	r.hdrs = [8]kgo.RecordHeader{
 		{Key: "ce_specversion", Value: hdrSpecVersion},
 		{Key: "ce_type", Value: typ},
 		{Key: "ce_source", Value: p.source},
@@ -549,16 +571,27 @@ func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 		{Key: "ce_time", Value: r.ts},
 		{Key: "content-type", Value: hdrContentType},
 	}
+	n := 6
+	if ev.TraceParent.Valid() {
+		r.traceParent = ev.TraceParent
+		r.hdrs[n] = kgo.RecordHeader{Key: hdrTraceParent, Value: r.traceParent[:]}
+		n++
+		if ev.TraceState != "" {
+			r.traceState = append(r.traceState[:0], ev.TraceState...)
+			r.hdrs[n] = kgo.RecordHeader{Key: hdrTraceState, Value: r.traceState}
+			n++
+		}
+	}
 	r.rec = kgo.Record{
 		Key:       r.key,
 		Value:     r.value,
-		Headers:   r.hdrs[:],
+		Headers:   r.hdrs[:n],
 		Timestamp: ev.Time,
 		Context:   r,
 	}
 	r.seq = ev.Seq
 	var size int
-	for _, h := range r.hdrs {
+	for _, h := range r.hdrs[:n] {
 		size += len(h.Key) + len(h.Value)
 	}
 	r.size = int64(len(r.key) + len(r.value) + size)
@@ -569,8 +602,22 @@ func (p *Publisher) fill(r *pubRec, ev *order.Event) {
 var fixedHeaderBytes = len("ce_specversion") + len("ce_type") + len("ce_source") + len("ce_id") + len("ce_time") +
 	len("content-type") + len(hdrSpecVersion) + len(hdrContentType) + 1
 
+// The W3C trace context headers, sent only for an event that has them
+// (lowercase names, as W3C Trace Context asks).
+const (
+	hdrTraceParent = "traceparent"
+	hdrTraceState  = "tracestate"
+)
+
 // eventSize estimates (from above, within a few bytes) the bytes kgo will
 // count for ev's record, before filling one.
 func eventSize(ev *order.Event, sourceLen int) int64 {
-	return int64(2*len(ev.OrderID) + len(ev.Payload) + len(ev.Type) + sourceLen + len(ceTimeLayout) + 11 + fixedHeaderBytes)
+	n := 2*len(ev.OrderID) + len(ev.Payload) + len(ev.Type) + sourceLen + len(ceTimeLayout) + 11 + fixedHeaderBytes
+	if ev.TraceParent.Valid() {
+		n += len(hdrTraceParent) + order.TraceParentLen
+		if ev.TraceState != "" {
+			n += len(hdrTraceState) + len(ev.TraceState)
+		}
+	}
+	return int64(n)
 }

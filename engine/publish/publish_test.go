@@ -131,14 +131,22 @@ func (s *eventSet) add(orderN int, version int32, at time.Time) {
 		typ = order.EventStatusChanged
 		payload = fmt.Appendf(nil, `{"order_id":%q,"status":"s%d","previous_status":"s%d","version":%d,"at":"%s"}`, id, version, version-1, version, at.UTC().Format(time.RFC3339Nano))
 	}
-	s.evs = append(s.evs, order.Event{
+	ev := order.Event{
 		Seq:     nextSeq.Add(1),
 		OrderID: id,
 		Version: version,
 		Type:    bytesutil.String(s.put([]byte(typ))),
 		Time:    at,
 		Payload: s.put(payload),
-	})
+	}
+	// Every third event has a trace context, every sixth a tracestate too.
+	if orderN%3 == 0 {
+		ev.TraceParent, _ = order.ParseTraceParent(fmt.Appendf(nil, "00-%032x-%016x-01", orderN+1, int(version)))
+		if orderN%6 == 0 {
+			ev.TraceState = bytesutil.String(s.put(fmt.Appendf(nil, "rojo=%d,congo=t61rcWkgMzE", orderN)))
+		}
+	}
+	s.evs = append(s.evs, ev)
 }
 
 // snapshot returns deep copies, for checking after scribble.
@@ -146,6 +154,7 @@ func (s *eventSet) snapshot() []order.Event {
 	out := make([]order.Event, len(s.evs))
 	for i, ev := range s.evs {
 		ev.OrderID, ev.Type, ev.Payload = strings.Clone(ev.OrderID), strings.Clone(ev.Type), slices.Clone(ev.Payload)
+		ev.TraceState = strings.Clone(ev.TraceState)
 		out[i] = ev
 	}
 	return out
@@ -281,6 +290,12 @@ func checkRecordsOrder(t testing.TB, recs []*kgo.Record, want []order.Event, ord
 			"ce_id":          id,
 			"ce_time":        ev.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
 			"content-type":   "application/json",
+		}
+		if ev.TraceParent.Valid() {
+			wantHdr["traceparent"] = ev.TraceParent.String()
+		}
+		if ev.TraceState != "" {
+			wantHdr["tracestate"] = ev.TraceState
 		}
 		if len(r.Headers) != len(wantHdr) {
 			t.Fatalf("record %s: %d headers %v; want %v", id, len(r.Headers), r.Headers, wantHdr)
@@ -657,5 +672,32 @@ func TestEmbedded(t *testing.T) {
 
 	if _, err := StartEmbedded("256.0.0.1:1", "x", 1, quietLog()); err == nil {
 		t.Errorf("StartEmbedded on a bad address: no error")
+	}
+}
+
+// eventSize, the fast path's bound check before a record exists, is never
+// below what the filled record counts (trace context headers included),
+// and never far above it.
+func TestEventSizeBoundsRecord(t *testing.T) {
+	var s eventSet
+	for o := range 12 {
+		s.add(o, int32(1+o%3), time.Now())
+	}
+	p := &Publisher{source: []byte("orderflow")}
+	traced := 0
+	for i := range s.evs {
+		ev := &s.evs[i]
+		r := getRecord()
+		p.fill(r, ev)
+		if est := eventSize(ev, len(p.source)); est < r.size || est > r.size+16 {
+			t.Errorf("event %s (trace %q %q): eventSize %d, record counts %d", ceID(*ev), ev.TraceParent.String(), ev.TraceState, est, r.size)
+		}
+		if len(r.rec.Headers) > 6 {
+			traced++
+		}
+		putRecord(r)
+	}
+	if traced == 0 {
+		t.Fatal("no event with a trace context")
 	}
 }

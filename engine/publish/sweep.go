@@ -194,6 +194,9 @@ func (p *Publisher) produceWait(ctx context.Context, events []order.Event) (*swe
 		r := getRecord()
 		p.fill(r, &events[i])
 		r.start = now
+		if p.cfg.Tracer != nil {
+			r.span = p.cfg.Tracer.StartPublish(&events[i], "sweep")
+		}
 		r.sweep = b
 		r.idx = i
 		p.inflight.Add(1)
@@ -299,6 +302,9 @@ func (e *parkError) ParkedEvents() []order.ParkedEvent { return e.parked }
 // onSweepAck is the sweeper's promise; like onFastAck it must not block.
 func (p *Publisher) onSweepAck(rec *kgo.Record, err error) {
 	r := rec.Context.(*pubRec)
+	if r.span != nil {
+		r.span(rec.Partition, rec.Offset, err)
+	}
 	p.inflight.Add(-1)
 	p.inflightBytes.Add(-r.size)
 	p.sweepInflight.Add(-1)

@@ -27,12 +27,22 @@ type Ticket struct {
 }
 
 // Publisher returns the id of the publisher that issued t (0 when it was
-// not registered: then nothing waits for t).
-func (t *Ticket) Publisher() int32 { return t.pub }
+// not registered, or for a nil Ticket: then nothing waits for t).
+func (t *Ticket) Publisher() int32 {
+	if t == nil {
+		return 0
+	}
+	return t.pub
+}
 
 // N returns t's number: tickets of one publisher are numbered 1, 2, … in
-// the order Begin issued them.
-func (t *Ticket) N() int64 { return t.n }
+// the order Begin issued them (0 for a nil Ticket).
+func (t *Ticket) N() int64 {
+	if t == nil {
+		return 0
+	}
+	return t.n
+}
 
 // tickets tracks a publisher's tickets: the unresolved ones (a heap by
 // number, so that the horizon is the smallest one less one) and the ones

@@ -22,6 +22,10 @@ func TestCopySourcesAllocateNothing(t *testing.T) {
 		if i%2 == 0 {
 			o.IdempotencyKey = fmt.Sprintf("key_%d", i)
 		}
+		if i%3 == 0 { // trace context columns, set and NULL
+			o.TraceParent = mustTraceParent(t, traceA)
+			o.TraceState = stateA
+		}
 		set = append(set, &o)
 	}
 	w := getWriteState()
@@ -80,5 +84,24 @@ func TestCopySourcesAllocateNothing(t *testing.T) {
 			w.events[i].Seq = int64(i + 1)
 			w.outbox.slots = append(w.outbox.slots, 0)
 		}
-	}, int8, int4, text, int4, text, tstz, bytea)
+	}, int8, int4, text, int4, text, tstz, bytea, text, text)
+}
+
+// TestWireParamsAllocateNothing pins the reason wireParams exists: once
+// its buffers have grown, encoding a group commit's parameters allocates
+// nothing (pgx's array encoding allocated one per element).
+func TestWireParamsAllocateNothing(t *testing.T) {
+	var set []*order.Order
+	for i := range 100 {
+		o := testOrder(fmt.Sprintf("ord_%03d", i), uint64(i))
+		if i%2 == 0 {
+			o.IdempotencyKey = fmt.Sprintf("key_%d", i)
+		}
+		set = append(set, &o)
+	}
+	var p wireParams
+	p.fill(set, 3, 9)
+	if a := testing.AllocsPerRun(20, func() { p.fill(set, 3, 9) }); a != 0 {
+		t.Fatalf("wireParams.fill allocates %v per 100 orders; want 0", a)
+	}
 }

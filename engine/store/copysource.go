@@ -1,10 +1,9 @@
 package store
 
 import (
-	"math"
-
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/orderflow/orderflow/engine/internal/bytesutil"
 	"github.com/orderflow/orderflow/engine/order"
 )
 
@@ -95,13 +94,7 @@ func (s *itemSource) Values() ([]any, error) {
 	s.orderID = pgtype.Text{String: o.ID, Valid: true}
 	s.line = pgtype.Int4{Int32: int32(s.ii), Valid: true}
 	s.sku = pgtype.Text{String: it.SKU, Valid: true}
-	// A quantity outside int32 becomes 0, which the qty CHECK refuses: a data
-	// error that rejects this order alone, never a silent truncation.
-	q := int32(0)
-	if it.Qty >= math.MinInt32 && it.Qty <= math.MaxInt32 {
-		q = int32(it.Qty)
-	}
-	s.qty = pgtype.Int4{Int32: q, Valid: true}
+	s.qty = pgtype.Int4{Int32: qty32(it.Qty), Valid: true}
 	s.priceCents = pgtype.Int8{Int64: it.PriceCents, Valid: true}
 	return s.row, nil
 }
@@ -120,22 +113,25 @@ func (v *bytea) BytesValue() ([]byte, error) { return v.b, nil }
 // event: order.created rows of new orders and order.status_changed rows of
 // applied status changes alike. Each event's Seq and slot come from
 // allocSeqs. Same reuse as stageSource: one row of pgtype pointers, refilled.
+// The trace context columns are NULL for an event without one.
 type outboxSource struct {
-	events  []order.Event
-	slots   []int32 // slots[i] is events[i]'s ring slot
-	i       int
-	seq     pgtype.Int8
-	slot    pgtype.Int4
-	orderID pgtype.Text
-	version pgtype.Int4
-	ceType  pgtype.Text
-	ceTime  pgtype.Timestamptz
-	payload bytea
-	row     []any
+	events      []order.Event
+	slots       []int32 // slots[i] is events[i]'s ring slot
+	i           int
+	seq         pgtype.Int8
+	slot        pgtype.Int4
+	orderID     pgtype.Text
+	version     pgtype.Int4
+	ceType      pgtype.Text
+	ceTime      pgtype.Timestamptz
+	payload     bytea
+	traceParent pgtype.Text
+	traceState  pgtype.Text
+	row         []any
 }
 
 func (s *outboxSource) init() {
-	s.row = []any{&s.seq, &s.slot, &s.orderID, &s.version, &s.ceType, &s.ceTime, &s.payload}
+	s.row = []any{&s.seq, &s.slot, &s.orderID, &s.version, &s.ceType, &s.ceTime, &s.payload, &s.traceParent, &s.traceState}
 }
 
 // reset points the source at events (nil to drop the views it holds).
@@ -143,6 +139,7 @@ func (s *outboxSource) reset(events []order.Event) {
 	s.events, s.i = events, -1
 	s.slots = s.slots[:0]
 	s.orderID, s.ceType, s.payload = pgtype.Text{}, pgtype.Text{}, bytea{}
+	s.traceParent, s.traceState = pgtype.Text{}, pgtype.Text{}
 }
 
 // Next implements [pgx.CopyFromSource].
@@ -161,6 +158,12 @@ func (s *outboxSource) Values() ([]any, error) {
 	s.ceType = pgtype.Text{String: e.Type, Valid: true}
 	s.ceTime = pgtype.Timestamptz{Time: e.Time, Valid: true}
 	s.payload.b = e.Payload
+	s.traceParent = pgtype.Text{}
+	if e.TraceParent.Valid() {
+		// A view of the event's array: events outlive the COPY.
+		s.traceParent = pgtype.Text{String: bytesutil.String(e.TraceParent[:]), Valid: true}
+	}
+	s.traceState = pgtype.Text{String: e.TraceState, Valid: e.TraceState != ""}
 	return s.row, nil
 }
 

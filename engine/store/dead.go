@@ -17,8 +17,8 @@ const behindErr = "waits behind a parked earlier version of its order"
 // parkEventsSQL copies events, by seq, into outbox_dead with their error
 // and attempts. The caller records their seqs as acknowledged in the same
 // transaction, so the watermark passes them.
-const parkEventsSQL = `INSERT INTO outbox_dead (order_id, version, seq, ce_type, ce_time, payload, enqueued_at, error, attempts)
-SELECT e.order_id, e.version, e.seq, e.ce_type, e.ce_time, e.payload, e.enqueued_at, d.err, d.attempts
+const parkEventsSQL = `INSERT INTO outbox_dead (order_id, version, seq, ce_type, ce_time, payload, enqueued_at, error, attempts, traceparent, tracestate)
+SELECT e.order_id, e.version, e.seq, e.ce_type, e.ce_time, e.payload, e.enqueued_at, d.err, d.attempts, e.traceparent, e.tracestate
 FROM unnest($1::int8[], $2::text[], $3::int4[]) AS d(seq, err, attempts)
 JOIN outbox_events e ON e.seq = d.seq
 ON CONFLICT (order_id, version) DO NOTHING`
@@ -98,8 +98,8 @@ const requeueSQL = `WITH pick AS (
   RETURNING d.*),
 numbered AS (
   SELECT nextval('outbox_seq') AS s, p.* FROM (SELECT * FROM pick ORDER BY order_id, version) p)
-INSERT INTO outbox_events (seq, slot, order_id, version, ce_type, ce_time, payload, enqueued_at)
-SELECT n.s, (n.s / r.gen_rows) % r.slots, n.order_id, n.version, n.ce_type, n.ce_time, n.payload, n.enqueued_at
+INSERT INTO outbox_events (seq, slot, order_id, version, ce_type, ce_time, payload, enqueued_at, traceparent, tracestate)
+SELECT n.s, (n.s / r.gen_rows) % r.slots, n.order_id, n.version, n.ce_type, n.ce_time, n.payload, n.enqueued_at, n.traceparent, n.tracestate
 FROM numbered n, outbox_ring r`
 
 // pendingOfSQL lists the seqs of unpublished events (above the watermark,

@@ -3,15 +3,23 @@
 // handler and the catalog read through it, and the outbox relay
 // (engine/publish) acknowledges, sweeps and reclaims the events it wrote.
 //
-// One WriteOrders call is one transaction (group commit), per attempt
-// (inTx): BEGIN; COPY the orders, sorted by id then arrival, into a
-// per-connection temp table (or, below Config.CopyMinRows, INSERT straight
-// from arrays); INSERT INTO orders … ON CONFLICT DO NOTHING RETURNING (new
-// vs already stored); one SELECT classifies the skipped rows (duplicate or
-// conflict); COPY order_items; take one outbox seq per new order; COPY the
-// outbox events; COMMIT. Retryable errors retry the whole transaction; a
-// data error bisects the set until the refused order is alone; an error at
-// COMMIT is never retried (its outcome is unknown).
+// One WriteOrders call is one transaction (group commit) per attempt. The
+// orders are sorted by id then arrival. Below Config.CopyMinRows (the
+// common case: a few to a few hundred orders a commit) it is one statement
+// and one round trip (writeOrdersSQL): INSERT INTO orders … FROM unnest(…)
+// ON CONFLICT DO NOTHING RETURNING, with two data-modifying CTEs inserting
+// the items and the order.created events of exactly the orders it created,
+// each event taking its seq from outbox_seq; its implicit transaction
+// commits when it returns, and one SELECT then classifies the skipped
+// orders (duplicate or conflict). From CopyMinRows on (inTx): BEGIN; COPY
+// the orders into a per-connection temp table; INSERT INTO orders … ON
+// CONFLICT DO NOTHING RETURNING; the SELECT for the skipped ones; COPY
+// order_items; take one outbox seq per new order; COPY the outbox events;
+// COMMIT. Retryable errors retry the whole attempt; a data error bisects
+// the set until the refused order is alone; an error at COMMIT is never
+// retried (its outcome is unknown), and a statement that lost its
+// connection is retried because writing orders is idempotent (a committed
+// one comes back as duplicates; see commitStatement).
 //
 // # The outbox
 //
@@ -72,9 +80,11 @@
 //     and the sequence wraps the ring: a slot then holds several
 //     generations, which is correct (truncation looks at the largest seq in
 //     the partition) and holds the backlog only as long as it exists.
-//   - OutboxStats (the backlog and oldest-age gauges) counts the
-//     unacknowledged events above the watermark: the same tail a sweep
-//     reads. The view outbox shows the unpublished events (and takes
+//   - OutboxStats (the backlog and oldest-age gauges) never reads the
+//     unpublished events: the backlog is the seqs handed out above the
+//     watermark less the acknowledged ones there, the oldest age one
+//     primary-key probe per partition from the watermark. A backlog of a
+//     million events costs what an empty outbox does. The view outbox shows the unpublished events (and takes
 //     hand-written inserts, seq and slot from their defaults).
 //
 // Parked events (migration 0005): a sweep's callback may refuse events for
@@ -97,7 +107,7 @@
 // fast path once one went to the sweeper. Across processes neither helps:
 // instance A commits version N and hands it to its fast path, where it can
 // sit (A's broker is gone) or be left to the sweeper (A's buffer is full),
-// while instance B commits N+1 and publishes it at once. Migration 0006
+// while instance B commits N+1 and publishes it at once. Migration 0007
 // closes that in the database, with no extra round trip on the write path:
 //
 //   - Every engine process registers as a publisher (outbox_publishers)
@@ -155,7 +165,7 @@
 // the fast path, and then cost sweeper latency (-kafka.sweep-grace) for
 // that order. A publisher that dies leaves its horizon where it was: the
 // next versions of orders it had in flight wait -kafka.order-wait once,
-// then go to the sweeper. Rows written before 0006 (pub_id NULL) and rows
+// then go to the sweeper. Rows written before 0007 (pub_id NULL) and rows
 // an instance still running an older version writes follow the old rules
 // (order kept within one process only) until the fleet runs this version.
 //
@@ -180,8 +190,13 @@
 // updates, and the slot would not follow from the seq); DELETE of acks by
 // range (dead tuples again).
 //
-// Later work fits this layout: trace context per event (two nullable text
-// columns in outbox_events, filled by outboxSource); one row per
-// transaction (a row would carry its events as arrays and a range of seqs;
-// acks stay per seq).
+// Trace context (migrations 0004 and 0006): every event row carries the
+// W3C traceparent and tracestate of the request behind it in two nullable
+// text columns of outbox_events (NULL, a bit in the null bitmap, when the
+// request had none), filled by outboxSource in the same COPY, read back by
+// the sweep, and kept by parking (outbox_dead has the same columns) and
+// requeueing, so a crash between commit and publish does not lose them.
+//
+// Later work fits this layout: one row per transaction (a row would carry
+// its events as arrays and a range of seqs; acks stay per seq).
 package store

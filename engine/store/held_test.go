@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -105,7 +106,7 @@ func TestWriteStatusAfter(t *testing.T) {
 	writeOrders(t, s, "ord_c")
 	pgtest.Exec(t, url, `UPDATE orders SET pub_id = NULL, pub_ticket = NULL WHERE id = 'ord_c'`)
 	u = setStatus(t, s, Ticket{Publisher: a, N: 11}, "ord_c", "paid")
-	check("v2 after a version written before migration 0006", u, order.After{Kind: order.AfterUnknown})
+	check("v2 after a version written before migration 0007", u, order.After{Kind: order.AfterUnknown})
 	pgtest.Exec(t, url, `INSERT INTO outbox_dead (order_id, version, seq, ce_type, ce_time, payload, enqueued_at, error, attempts)
 VALUES ('ord_c', 2, 1, 'order.status_changed', now(), '\x7b7d', now(), 'test', 2)`)
 	u = setStatus(t, s, Ticket{Publisher: b, N: 4}, "ord_c", "assembling")
@@ -302,5 +303,52 @@ VALUES ('ord_p', 1, 1, 'order.created', now(), '\x7b7d', now(), 'test', 2)`)
 	requeued := pgtest.Int64(t, url, `SELECT max(seq) FROM outbox_events WHERE order_id = 'ord_p'`)
 	if held := pgtest.Int64(t, url, `SELECT coalesce(max(upto_seq), 0) FROM outbox_held WHERE order_id = 'ord_p'`); held < requeued {
 		t.Errorf("ord_p held up to %d after its requeue to seq %d; want held at least that far", held, requeued)
+	}
+}
+
+// A write whose earlier attempt committed without knowing it (the single
+// statement's connection lost, then retried) finds its own orders stored
+// under its own Ticket: they come back duplicates left to the sweeper, so
+// that the engine holds them (nobody handed their event to a fast path).
+// Stored under another ticket, or created by this call, they are not.
+func TestWriteOrdersLeftToSweeper(t *testing.T) {
+	for _, copyMin := range []int{0, 1} {
+		t.Run(fmt.Sprintf("copyMinRows=%d", copyMin), func(t *testing.T) {
+			testCopyMinRows = copyMin
+			defer func() { testCopyMinRows = 0 }()
+			s, _, _ := newTestStore(t)
+			ctx := context.Background()
+			a := register(t, s)
+			write := func(tk Ticket, ids ...string) []order.Result {
+				b := order.GetBatch()
+				for _, id := range ids {
+					b.Orders = append(b.Orders, testOrder(id, 42)) // one content per id: a repeat is a duplicate
+				}
+				s.WriteOrdersFor(ctx, tk, []*order.Batch{b})
+				out := make([]order.Result, len(ids))
+				for i := range b.Orders {
+					out[i] = b.Orders[i].Result
+				}
+				order.PutBatch(b)
+				return out
+			}
+			tk := Ticket{Publisher: a, N: 5}
+			if r := write(tk, "ord_l1"); r[0].Outcome != order.OutcomeCreated || r[0].LeftToSweeper {
+				t.Fatalf("first write: %+v", r[0])
+			}
+			if r := write(tk, "ord_l1"); r[0].Outcome != order.OutcomeDuplicate || !r[0].LeftToSweeper {
+				t.Errorf("the same ticket again (a retried attempt): %+v; want a duplicate left to the sweeper", r[0])
+			}
+			if r := write(Ticket{Publisher: a, N: 6}, "ord_l1"); r[0].Outcome != order.OutcomeDuplicate || r[0].LeftToSweeper {
+				t.Errorf("another ticket: %+v; want a plain duplicate", r[0])
+			}
+			if r := write(Ticket{}, "ord_l1"); r[0].Outcome != order.OutcomeDuplicate || r[0].LeftToSweeper {
+				t.Errorf("no ticket: %+v; want a plain duplicate", r[0])
+			}
+			r := write(Ticket{Publisher: a, N: 7}, "ord_l2", "ord_l2")
+			if r[0].Outcome != order.OutcomeCreated || r[1].Outcome != order.OutcomeDuplicate || r[1].LeftToSweeper {
+				t.Errorf("an order twice in one write: %+v, %+v; want created, then a plain duplicate", r[0], r[1])
+			}
+		})
 	}
 }

@@ -84,7 +84,8 @@ const sweepEventsSQL = `WITH acked AS MATERIALIZED (
   WHERE a.max_seq >= $1 AND a.min_seq <= $2 AND s BETWEEN $1 AND $2)
 SELECT e.seq, e.order_id, e.version, e.ce_type, e.ce_time, e.payload,
   e.enqueued_at < now() - $3::bigint * interval '1 microsecond',
-  EXISTS (SELECT 1 FROM outbox_dead d WHERE d.order_id = e.order_id)
+  EXISTS (SELECT 1 FROM outbox_dead d WHERE d.order_id = e.order_id),
+  e.traceparent, e.tracestate
 FROM outbox_events e
 WHERE e.seq BETWEEN $1 AND $2 AND NOT EXISTS (SELECT 1 FROM acked k WHERE k.s = e.seq)
 ORDER BY e.seq
@@ -282,7 +283,7 @@ func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, 
 	)
 	for rows.Next() {
 		read++
-		if err := rows.Scan(&ev.Seq, nil, &ev.Version, nil, &ev.Time, nil, &old, &wait); err != nil {
+		if err := rows.Scan(&ev.Seq, nil, &ev.Version, nil, &ev.Time, nil, &old, &wait, nil, nil); err != nil {
 			return nil, nil, 0, false, err
 		}
 		if !old {
@@ -300,6 +301,18 @@ func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, 
 		ev.OrderID = arena.CopyString(raw[1])
 		ev.Type = arena.CopyString(raw[3])
 		ev.Payload = arena.Copy(raw[5])
+		// The trace context as the writer stored it (NULL: none). A value
+		// that is not a traceparent (written by hand) is left out.
+		ev.TraceParent = order.TraceParent{}
+		if len(raw[8]) == order.TraceParentLen {
+			if p, ok := order.ParseTraceParent(raw[8]); ok {
+				ev.TraceParent = p
+			}
+		}
+		ev.TraceState = ""
+		if ev.TraceParent.Valid() && len(raw[9]) <= order.MaxTraceStateLen {
+			ev.TraceState = arena.CopyString(raw[9])
+		}
 		events = append(events, ev)
 	}
 	rows.Close()
@@ -327,21 +340,38 @@ type sweepBusyError struct{}
 func (sweepBusyError) Error() string   { return "another outbox sweep is running" }
 func (sweepBusyError) SweepBusy() bool { return true }
 
-// outboxStatsSQL counts the unacknowledged events at or above the low
-// watermark and the age of the oldest. It reads only that tail of the ring
-// (the unpublished events and those of the last sweep intervals), never
-// history: published slots are truncated, not deleted from.
-const outboxStatsSQL = `WITH r AS (SELECT low_seq FROM outbox_ring),
+// outboxStatsSQL reads the backlog without reading the backlog: it is the
+// seqs handed out above the low watermark (head - low_seq + 1) less the
+// distinct ones acknowledged there, and the oldest age is the first
+// unacknowledged event at or above the watermark, found by walking each
+// partition's primary key from low_seq (LIMIT 1). Its cost follows the
+// acknowledgements above the watermark (the events the fast path published
+// past the oldest unpublished one), never the unpublished events nor
+// history: a backlog of a million events left by a Kafka outage costs what
+// an empty one does, so the relay's gauge refresh does not slow the drain.
+//
+// What it counts beyond committed events: seqs of writer transactions still
+// running (they commit in a moment) and seqs of transactions that rolled
+// back (a retried or bisected group commit), until the relay passes them
+// (the next sweep after they settle). So it can read a little high for one
+// sweep interval, never low; 0 means nothing is left to publish.
+const outboxStatsSQL = `WITH r AS (
+  SELECT low_seq, (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM outbox_seq) AS head FROM outbox_ring),
 acked AS MATERIALIZED (
-  SELECT s FROM outbox_acks a, unnest(a.seqs) s WHERE a.max_seq >= (SELECT low_seq FROM r) AND s >= (SELECT low_seq FROM r))
-SELECT count(*), coalesce(extract(epoch FROM now() - min(e.enqueued_at))::float8, 0)
-FROM outbox_events e
-WHERE e.seq >= (SELECT low_seq FROM r) AND NOT EXISTS (SELECT 1 FROM acked k WHERE k.s = e.seq)`
+  SELECT DISTINCT s FROM r, outbox_acks a, unnest(a.seqs) s
+  WHERE a.max_seq >= r.low_seq AND a.min_seq <= r.head AND s BETWEEN r.low_seq AND r.head)
+SELECT greatest(r.head - r.low_seq + 1 - (SELECT count(*) FROM acked), 0),
+  coalesce(extract(epoch FROM now() - (
+    SELECT e.enqueued_at FROM outbox_events e
+    WHERE e.seq >= r.low_seq AND NOT EXISTS (SELECT 1 FROM acked k WHERE k.s = e.seq)
+    ORDER BY e.seq LIMIT 1))::float8, 0)
+FROM r`
 
-// OutboxStats returns the number of committed events not yet acknowledged
-// by the broker and the age of the oldest of them (PostgreSQL's clock; 0
-// when there is none). Its cost follows the unpublished tail of the ring,
-// not the table's history. Safe for concurrent use.
+// OutboxStats returns the number of events not yet acknowledged by the
+// broker (an upper bound that is exact once in-flight and rolled-back
+// writes have settled; see outboxStatsSQL) and the age of the oldest
+// unacknowledged event (PostgreSQL's clock; 0 when there is none). Its cost
+// does not grow with the backlog or with history. Safe for concurrent use.
 func (s *Store) OutboxStats(ctx context.Context) (backlog int64, oldestAge time.Duration, err error) {
 	var age float64
 	if err := s.pool.QueryRow(ctx, outboxStatsSQL).Scan(&backlog, &age); err != nil {

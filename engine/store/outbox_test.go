@@ -60,6 +60,7 @@ func copyEvents(evs []order.Event) []order.Event {
 	out := make([]order.Event, len(evs))
 	for i, e := range evs {
 		e.OrderID, e.Type, e.Payload = strings.Clone(e.OrderID), strings.Clone(e.Type), slices.Clone(e.Payload)
+		e.TraceState = strings.Clone(e.TraceState)
 		out[i] = e
 	}
 	return out
@@ -638,5 +639,70 @@ VALUES ($1, $2, 'order.created', now(), '\x7b7d', now() - interval '1 hour')`, i
 			t.Errorf("order %s: version %d after %d", e.OrderID, e.Version, last[e.OrderID])
 		}
 		last[e.OrderID] = e.Version
+	}
+}
+
+// TestOutboxStatsCostDoesNotFollowBacklog pins that the gauges do not read
+// the unpublished events: with 50,000 of them (a Kafka outage) and some
+// acknowledged past the oldest, OutboxStats is exact and its plan touches a
+// handful of outbox_events rows (the first one at or above the watermark in
+// each partition), not the backlog.
+func TestOutboxStatsCostDoesNotFollowBacklog(t *testing.T) {
+	s, url, _ := newTestStore(t)
+	ctx := context.Background()
+	const n = 50_000
+	pgtest.Exec(t, url, `INSERT INTO outbox_events (seq, slot, order_id, version, ce_type, ce_time, payload, enqueued_at)
+SELECT q.s, (q.s / r.gen_rows) % r.slots, 'ord_' || q.s, 1, 'order.created', now(), '\x7b7d'::bytea, now() - interval '1 minute'
+FROM (SELECT nextval('outbox_seq') AS s FROM generate_series(1, $1::int)) q, outbox_ring r`, n)
+	// The fast path acknowledged every third event past the first.
+	var acked []int64
+	for seq := int64(2); seq <= n; seq += 3 {
+		acked = append(acked, seq)
+	}
+	if err := s.AckEvents(ctx, acked); err != nil {
+		t.Fatalf("AckEvents: %v", err)
+	}
+	// Repeated acknowledgements (the fast path and a sweep both acked) count once.
+	if err := s.AckEvents(ctx, acked[:10]); err != nil {
+		t.Fatalf("AckEvents: %v", err)
+	}
+	got, age, err := s.OutboxStats(ctx)
+	if err != nil {
+		t.Fatalf("OutboxStats: %v", err)
+	}
+	if want := int64(n - len(acked)); got != want {
+		t.Fatalf("backlog = %d; want %d", got, want)
+	}
+	if age < 50*time.Second || age > 10*time.Minute {
+		t.Fatalf("oldest age = %v; want about a minute", age)
+	}
+
+	var plan []map[string]any
+	pgtest.Exec(t, url, `SET plan_cache_mode = force_custom_plan`)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if err := conn.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+outboxStatsSQL).Scan(&plan); err != nil {
+		t.Fatalf("EXPLAIN: %v", err)
+	}
+	var read float64
+	var walk func(node map[string]any)
+	walk = func(node map[string]any) {
+		if rel, _ := node["Relation Name"].(string); strings.HasPrefix(rel, "outbox_events") {
+			rows, _ := node["Actual Rows"].(float64)
+			loops, _ := node["Actual Loops"].(float64)
+			removed, _ := node["Rows Removed by Filter"].(float64)
+			read += (rows + removed) * loops
+		}
+		kids, _ := node["Plans"].([]any)
+		for _, k := range kids {
+			walk(k.(map[string]any))
+		}
+	}
+	walk(plan[0]["Plan"].(map[string]any))
+	if read > 64 {
+		t.Fatalf("OutboxStats read %.0f outbox_events rows with a backlog of %d; want a handful (plan: %v)", read, got, plan)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 var (
 	outboxTable   = pgx.Identifier{"outbox_events"}
-	outboxColumns = []string{"seq", "slot", "order_id", "version", "ce_type", "ce_time", "payload"}
+	outboxColumns = []string{"seq", "slot", "order_id", "version", "ce_type", "ce_time", "payload", "traceparent", "tracestate"}
 )
 
 // allocSeqsSQL takes $1 numbers from outbox_seq and names the ring slot each

@@ -167,7 +167,8 @@ func (s *Store) WriteStatusFor(ctx context.Context, tk Ticket, batches []*order.
 	if err != nil {
 		s.log.Warn("status batch not committed", "updates", len(w.ups), "err", err)
 		for _, u := range w.ups {
-			*u = order.Update{OrderID: u.OrderID, Status: u.Status, ReceivedAt: u.ReceivedAt, Outcome: order.UpdateFailed, Err: err}
+			*u = order.Update{OrderID: u.OrderID, Status: u.Status, ReceivedAt: u.ReceivedAt,
+				TraceParent: u.TraceParent, TraceState: u.TraceState, Outcome: order.UpdateFailed, Err: err}
 		}
 	}
 	s.status.commitSeconds.Observe(time.Since(start).Seconds())
@@ -291,7 +292,7 @@ func (w *statusState) after() order.After {
 	case w.scBlocked.Bool:
 		return order.After{Kind: order.AfterHeld}
 	case !w.scPubID.Valid:
-		// Written before migration 0006, by the rules of the time.
+		// Written before migration 0007, by the rules of the time.
 		return order.After{Kind: order.AfterUnknown}
 	case w.scPubID.Int32 == 0:
 		// Written with no fast path: its event waits for the sweeper.

@@ -16,7 +16,7 @@ type writeState struct {
 	all     []*order.Order // every order of the call, sorted by id then arrival
 	created []*order.Order // created by the current attempt
 	stage   stageSource
-	arrays  orderArrays
+	wire    wireParams
 	items   itemSource
 	outbox  outboxSource
 	events  []order.Event // outbox rows of the current attempt
@@ -45,8 +45,11 @@ func getWriteState() *writeState { return writeStatePool.Get().(*writeState) }
 // maxPooledOrders caps the slices a pooled writeState keeps.
 const maxPooledOrders = 1 << 16
 
+// maxPooledWireBytes caps the parameter buffer a pooled writeState keeps.
+const maxPooledWireBytes = 8 << 20
+
 func putWriteState(w *writeState) {
-	if cap(w.all) > maxPooledOrders || cap(w.stored) > maxPooledOrders {
+	if cap(w.all) > maxPooledOrders || cap(w.stored) > maxPooledOrders || cap(w.wire.buf) > maxPooledWireBytes {
 		return
 	}
 	w.reset()
@@ -65,7 +68,7 @@ func (w *writeState) reset() {
 	clear(w.stored)
 	w.stored = w.stored[:0]
 	w.stage.reset(nil)
-	w.arrays.reset()
+	w.wire.reset()
 	w.items.reset(nil)
 	w.outbox.reset(nil)
 	clear(w.events)

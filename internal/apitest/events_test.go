@@ -58,4 +58,36 @@ func TestEventSchemas(t *testing.T) {
 	badHeader("content-type text/plain", func(h []Header) []Header { h[5].Value = []byte("text/plain"); return h })
 	badHeader("ce_type of the other message", func(h []Header) []Header { h[1].Value = []byte("order.created"); return h })
 	badHeader("ce_source twice", func(h []Header) []Header { return append(h, h[2]) })
+
+	// The W3C trace context headers: optional, well-formed when present.
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	withTrace := func(kv ...string) []Header {
+		h := hdr("ord_1/2", "order.status_changed")
+		for i := 0; i+1 < len(kv); i += 2 {
+			h = append(h, Header{kv[i], []byte(kv[i+1])})
+		}
+		return h
+	}
+	for _, h := range [][]Header{
+		withTrace("traceparent", tp),
+		withTrace("traceparent", tp, "tracestate", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
+		withTrace("traceparent", tp, "tracestate", "a@b= x y"),
+	} {
+		if err := e.ValidateRecord([]byte("ord_1"), h, []byte(changed)); err != nil {
+			t.Errorf("ValidateRecord with %v: %v", h[6:], err)
+		}
+	}
+	badTrace := func(what string, kv ...string) {
+		t.Helper()
+		if err := e.ValidateRecord([]byte("ord_1"), withTrace(kv...), []byte(changed)); err == nil {
+			t.Errorf("ValidateRecord accepted %s", what)
+		}
+	}
+	badTrace("an upper-case traceparent", "traceparent", strings.ToUpper(tp))
+	badTrace("a version-01 traceparent", "traceparent", "01"+tp[2:])
+	badTrace("a traceparent with an all-zero trace id", "traceparent", "00-"+strings.Repeat("0", 32)+tp[35:])
+	badTrace("a traceparent with an all-zero parent id", "traceparent", tp[:36]+strings.Repeat("0", 16)+tp[52:])
+	badTrace("a tracestate without traceparent", "tracestate", "a=1")
+	badTrace("an empty tracestate", "traceparent", tp, "tracestate", "")
+	badTrace("a tracestate over 512 characters", "traceparent", tp, "tracestate", "a="+strings.Repeat("v", 511))
 }

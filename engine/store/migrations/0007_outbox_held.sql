@@ -1,4 +1,4 @@
--- 0006: per-order event order across a fleet (engine/store/doc.go, "Order
+-- 0007: per-order event order across a fleet (engine/store/doc.go, "Order
 -- across the fleet"). A fast path that cannot publish an event itself holds
 -- the event's order here; a fast path publishes a later version only once
 -- the publisher of the previous one has resolved it (acknowledged by the
