@@ -153,7 +153,10 @@
 // argument covers. Ambiguous commits resolve the same way: A holds the
 // orders of a transaction whose COMMIT failed (up to the sequence's head,
 // past any seq that transaction took) before resolving its ticket, so a
-// late commit is covered. TestHoldBeforeHorizonInterleaved interleaves a
+// late commit is covered; and an order that the one-statement write's
+// retry finds stored under its own ticket (Result.LeftToSweeper: the lost
+// attempt committed it, and no fast path has its event) is held the same
+// way. TestHoldBeforeHorizonInterleaved interleaves a
 // hold, a horizon and a status transaction by hand with two connections.
 //
 // What it costs: two columns per order row; three probes per order in the
