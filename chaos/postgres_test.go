@@ -158,7 +158,6 @@ func TestPostgresFaultsUnderLoad(t *testing.T) {
 // before it creates it (201). Status changes are never retried after an
 // ambiguous COMMIT: a retry of a committed status batch would re-apply it
 // (see TestAmbiguousCommitStatusBatch); they answer 503.
-//
 func TestAmbiguousCommit(t *testing.T) {
 	dbURL, proxy, cluster, base, admin := ambiguousEnv(t)
 	hc := newHTTPClient(2)
