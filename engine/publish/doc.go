@@ -44,6 +44,12 @@
 // store parks them behind it when swept. Any other failure rolls the page
 // back as before.
 //
+// Trace context: an event that carries its request's W3C traceparent (and
+// tracestate) gets them as the record's traceparent and tracestate headers,
+// copied into the pooled record like the other headers, on the fast path
+// and the sweeper alike (the store keeps them with the event); an event
+// without them gets neither header and costs nothing more.
+//
 // # Across the fleet
 //
 // Several instances change the same orders (engine/store/doc.go, "Order
@@ -53,9 +59,11 @@
 // acknowledged by the broker or its order is held in the store
 // (outbox_held); the keeper (keepLoop, every DeleteInterval) commits the
 // holds the fast path queued (holdLater: an event left to the sweeper, a
-// failed record, an order whose commit is unknown), then records the
-// horizon, every ticket up to it resolved. The store tells each status
-// change what its event waits for (order.After): nothing; another
+// failed record, an order whose commit is unknown); the horizon, every
+// ticket up to it resolved, is recorded with the acker's acknowledgements
+// (or by the keeper, after the holds, when only holds moved it). The store
+// tells each status change what its event waits for (order.After):
+// nothing; another
 // publisher's ticket (the event waits, in arrival order behind any earlier
 // waiter of its order, until that publisher's horizon covers it and the
 // order is not held, then takes the fast path, or after OrderWait goes to
@@ -66,12 +74,6 @@
 // Not covered: an instance still running a version without tickets (during
 // an upgrade) keeps order within itself only; clocks must agree with
 // PostgreSQL's within 1s.
-//
-// Trace context: an event that carries its request's W3C traceparent (and
-// tracestate) gets them as the record's traceparent and tracestate headers,
-// copied into the pooled record like the other headers, on the fast path
-// and the sweeper alike (the store keeps them with the event); an event
-// without them gets neither header and costs nothing more.
 //
 // Lock order: acker.ackMu before acker.mu; waits.mu before gate.mu,
 // holds.mu and tickets.mu; gate.mu, holds.mu and tickets.mu are taken
