@@ -119,8 +119,9 @@
 //     acknowledged by the broker, or its order is held: a row in
 //     outbox_held (HoldOrders: order id, upto_seq, the event's seq or, when
 //     unknown, the sequence's head) committed before the ticket counts as
-//     resolved. It records its horizon, every ticket up to it resolved
-//     (RecordHorizon), only after those holds committed.
+//     resolved. It records its horizon, every ticket up to it resolved,
+//     only after those holds committed: in the statement that records its
+//     acknowledgements (AckEventsHorizon), or alone (RecordHorizon).
 //   - A status transaction's lock statement (lockOrdersSQL) reads, with
 //     each order, the previous version's ticket, whether its publisher's
 //     horizon covers it, and whether the order is held or parked: primary
@@ -161,10 +162,12 @@
 //
 // What it costs: two columns per order row; three probes per order in the
 // status lock statement; a ticket (two atomic counters and a heap push per
-// transaction) in the publisher; one async-committed UPDATE of the
-// horizon per acknowledgement interval; and, only when another instance's
-// previous version is still in flight, a poll of the horizons every
-// acknowledgement interval. Holds are written only when an event leaves
+// transaction) in the publisher; the horizon's UPDATE inside the
+// acknowledgements' INSERT (alone, committed without waiting for the disk,
+// when only holds moved it, and once a second); and, only when another
+// instance's previous version is still in flight, a read of the horizons
+// (then of the holds of the orders they release) every acknowledgement
+// interval. Holds are written only when an event leaves
 // the fast path, and then cost sweeper latency (-kafka.sweep-grace) for
 // that order. A publisher that dies leaves its horizon where it was: the
 // next versions of orders it had in flight wait -kafka.order-wait once,
