@@ -117,7 +117,7 @@ profile-allocs: ## allocs profile from a running server
 	@mkdir -p pprof/out
 	curl -sf "http://$(ADMIN)/debug/pprof/allocs" -o pprof/out/$$(date +%F)_allocs_$(COMMIT).allocs.pprof
 
-chaos: db tools ## long crash/fault runs (SIGKILL under load, PostgreSQL restarts, Kafka faults, 3 instances, rolling restart behind HAProxy); appends to chaos/RESULTS.md
+chaos: db tools ## long crash/fault runs (SIGKILL under load, PostgreSQL restarts, Kafka faults, 3 instances, Kafka gone for 1 of 2 instances, rolling restart behind HAProxy); appends to chaos/RESULTS.md
 	@bash scripts/chaos.sh
 
 check: lint test ## fmt check + vet + tests with -race

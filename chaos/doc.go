@@ -15,6 +15,9 @@
 //     and drains, the producer stays within its buffer cap.
 //   - TestFleetSameOrdersToThreeInstances: three engines on one database
 //     and broker.
+//   - TestFleetKafkaFaultOnOneInstance: two engines, requests to either at
+//     random, the broker gone for one of them only (and its client buffer
+//     overflowing); 0 out of version order per order.
 //   - TestRollingRestartBehindHAProxy: three instances of the binary behind
 //     HAProxy, restarted one by one the Kubernetes way (SIGTERM, drain
 //     delay, start, ready) with the manifests' drain settings; retrying

@@ -20,9 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/orderflow/orderflow/internal/apitest"
 	"github.com/orderflow/orderflow/internal/enginetest"
 )
 
@@ -490,47 +488,10 @@ FROM orders o WHERE o.id LIKE $1 || '%' GROUP BY o.id`, prefix)
 	return res
 }
 
-// readTopic consumes the whole topic from the start, removing every ce_id
-// it sees from want, until want is empty or within passes. It returns, per
-// order id under prefix, the versions in topic order.
+// readTopic is enginetest.ReadVersions.
 func readTopic(t *testing.T, brokers []string, prefix string, want map[string]struct{}, within time.Duration) map[string][]int32 {
 	t.Helper()
-	cl := enginetest.NewConsumer(t, brokers)
-	defer cl.Close()
-	seq := map[string][]int32{}
-	deadline := time.Now().Add(within)
-	idle := 0
-	// Read until everything wanted was seen and the topic is drained (two
-	// empty polls), so the order check sees every record.
-	for time.Now().Before(deadline) && (len(want) > 0 || idle < 2) {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		got := 0
-		fs.EachRecord(func(r *kgo.Record) {
-			got++
-			if !strings.HasPrefix(string(r.Key), prefix) {
-				return
-			}
-			apitest.CheckRecord(t, r)
-			for _, h := range r.Headers {
-				if h.Key != "ce_id" {
-					continue
-				}
-				ce := string(h.Value)
-				delete(want, ce)
-				i := strings.LastIndexByte(ce, '/')
-				v, _ := strconv.Atoi(ce[i+1:])
-				seq[ce[:i]] = append(seq[ce[:i]], int32(v))
-			}
-		})
-		if got == 0 {
-			idle++
-		} else {
-			idle = 0
-		}
-	}
-	return seq
+	return enginetest.ReadVersions(t, brokers, prefix, want, within)
 }
 
 // scrape reads the admin listener's /metrics and returns the sum of every

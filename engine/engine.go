@@ -61,6 +61,10 @@ func New(cfg Config) (*Engine, error) {
 // Metrics returns the engine's collectors (for tests and embedding).
 func (e *Engine) Metrics() *metrics.Metrics { return e.m }
 
+// Publisher returns the outbox relay once Start has returned (for tests and
+// embedding: its Kafka client, its publisher id).
+func (e *Engine) Publisher() *publish.Publisher { return e.pub }
+
 // Addr returns the public listener's address once Start has returned.
 func (e *Engine) Addr() string { return e.ln.Addr().String() }
 
@@ -131,6 +135,9 @@ func (e *Engine) Start(ctx context.Context) (err error) {
 	}
 
 	if e.pub, err = publish.New(cfg.Publish, e.store, e.m, e.log); err != nil {
+		return err
+	}
+	if err = e.pub.Register(ctx); err != nil {
 		return err
 	}
 	e.pub.Start()

@@ -15,12 +15,15 @@ import (
 // that a test can measure the sinks' own cost without a database).
 type (
 	orderWriter interface {
-		WriteOrders(context.Context, []*order.Batch)
+		WriteOrdersFor(context.Context, store.Ticket, []*order.Batch)
 	}
 	statusWriter interface {
-		WriteStatus(context.Context, []*order.UpdateBatch)
+		WriteStatusFor(context.Context, store.Ticket, []*order.UpdateBatch)
 	}
-	eventPublisher interface{ Publish([]order.Event) }
+	eventPublisher interface {
+		Begin() *publish.Ticket
+		PublishFor(tk *publish.Ticket, events []order.Event, unsure []string)
+	}
 )
 
 var (
@@ -51,62 +54,76 @@ func (s *statusSink) Write(ctx context.Context, batches []*order.UpdateBatch) {
 	if s.tracer != nil {
 		end = startStatusCommit(s.tracer, batches)
 	}
-	s.store.WriteStatus(ctx, batches)
+	tk := s.pub.Begin()
+	s.store.WriteStatusFor(ctx, storeTicket(tk), batches)
 	if end != nil {
 		end(statusCounts(batches))
 	}
-	publishCommitted(s.pub, func(events []order.Event) []order.Event {
+	publishCommitted(s.pub, tk, func(events []order.Event, unsure []string) ([]order.Event, []string) {
 		for _, b := range batches {
 			for i := range b.Updates {
-				if u := &b.Updates[i]; u.Outcome == order.UpdateApplied {
+				switch u := &b.Updates[i]; {
+				case u.Outcome == order.UpdateApplied:
 					events = append(events, u.ChangedEvent())
+				case u.Outcome == order.UpdateFailed && store.CommitUnknown(u.Err):
+					unsure = append(unsure, u.OrderID)
 				}
 			}
 		}
-		return events
+		return events, unsure
 	})
 }
 
-// publishCommitted hands the events collect appends (those of one committed
-// batch) to the publisher's fast path, through a pooled slice. Publish
-// copies what it keeps and never blocks.
-func publishCommitted(pub eventPublisher, collect func([]order.Event) []order.Event) {
-	evp := eventsPool.Get().(*[]order.Event)
-	events := collect((*evp)[:0])
-	if len(events) > 0 {
-		pub.Publish(events)
-	}
-	putEvents(evp, events)
+// storeTicket is tk as the store writes it.
+func storeTicket(tk *publish.Ticket) store.Ticket {
+	return store.Ticket{Publisher: tk.Publisher(), N: tk.N()}
 }
 
-func putEvents(evp *[]order.Event, events []order.Event) {
+// publishCommitted hands tk back with the events collect appends (those of
+// one committed batch) and the orders whose commit is unknown, through
+// pooled slices. PublishFor copies what it keeps and never blocks.
+func publishCommitted(pub eventPublisher, tk *publish.Ticket, collect func([]order.Event, []string) ([]order.Event, []string)) {
+	evp := eventsPool.Get().(*eventBufs)
+	events, unsure := collect(evp.events[:0], evp.unsure[:0])
+	pub.PublishFor(tk, events, unsure)
 	clear(events)
-	if cap(events) <= 1<<14 {
-		*evp = events[:0]
+	clear(unsure)
+	if cap(events) <= 1<<14 && cap(unsure) <= 1<<14 {
+		evp.events, evp.unsure = events[:0], unsure[:0]
 		eventsPool.Put(evp)
 	}
 }
 
-var eventsPool = sync.Pool{New: func() any { s := make([]order.Event, 0, 256); return &s }}
+type eventBufs struct {
+	events []order.Event
+	unsure []string
+}
+
+var eventsPool = sync.Pool{New: func() any { return &eventBufs{events: make([]order.Event, 0, 256)} }}
 
 func (s *orderSink) Write(ctx context.Context, batches []*order.Batch) {
 	var end func(committed, failed int)
 	if s.tracer != nil {
 		end = startOrdersCommit(s.tracer, batches)
 	}
-	s.store.WriteOrders(ctx, batches)
+	tk := s.pub.Begin()
+	s.store.WriteOrdersFor(ctx, storeTicket(tk), batches)
 	if end != nil {
 		end(orderCounts(batches))
 	}
-	publishCommitted(s.pub, func(events []order.Event) []order.Event {
+	publishCommitted(s.pub, tk, func(events []order.Event, unsure []string) ([]order.Event, []string) {
 		for _, b := range batches {
 			for i := range b.Orders {
-				if o := &b.Orders[i]; o.Result.Outcome == order.OutcomeCreated {
+				switch o := &b.Orders[i]; {
+				case o.Result.Outcome == order.OutcomeCreated:
 					events = append(events, o.CreatedEvent())
+				case o.Result.Outcome == order.OutcomeFailed && store.CommitUnknown(o.Result.Err),
+					o.Result.Outcome == order.OutcomeDuplicate && o.Result.LeftToSweeper:
+					unsure = append(unsure, o.ID)
 				}
 			}
 		}
-		return events
+		return events, unsure
 	})
 }
 

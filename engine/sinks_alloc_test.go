@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/engine/order"
+	"github.com/orderflow/orderflow/engine/publish"
+	"github.com/orderflow/orderflow/engine/store"
 )
 
 // fakeWriter commits every order and applies every status change, as the
 // store would, without a database.
 type fakeWriter struct{}
 
-func (fakeWriter) WriteOrders(_ context.Context, bs []*order.Batch) {
+func (fakeWriter) WriteOrdersFor(_ context.Context, _ store.Ticket, bs []*order.Batch) {
 	for _, b := range bs {
 		for i := range b.Orders {
 			b.Orders[i].Result = order.Result{Outcome: order.OutcomeCreated, EventSeq: int64(i + 1)}
@@ -22,7 +24,7 @@ func (fakeWriter) WriteOrders(_ context.Context, bs []*order.Batch) {
 	}
 }
 
-func (fakeWriter) WriteStatus(_ context.Context, bs []*order.UpdateBatch) {
+func (fakeWriter) WriteStatusFor(_ context.Context, _ store.Ticket, bs []*order.UpdateBatch) {
 	for _, b := range bs {
 		for i := range b.Updates {
 			b.Updates[i].Outcome, b.Updates[i].Version = order.UpdateApplied, 2
@@ -31,9 +33,12 @@ func (fakeWriter) WriteStatus(_ context.Context, bs []*order.UpdateBatch) {
 }
 
 // fakePublisher counts the events handed to it that carry a traceparent.
+// Its tickets are nil (no publisher).
 type fakePublisher struct{ events, traced int }
 
-func (p *fakePublisher) Publish(evs []order.Event) {
+func (p *fakePublisher) Begin() *publish.Ticket { return nil }
+
+func (p *fakePublisher) PublishFor(_ *publish.Ticket, evs []order.Event, _ []string) {
 	for i := range evs {
 		p.events++
 		if evs[i].TraceParent.Valid() && evs[i].TraceState != "" {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the long forms of the crash and fault tests in chaos/ (SIGKILL under
 # load, PostgreSQL stopped and restarted, connections cut at COMMIT, Kafka
-# failing, three instances) and appends their numbers to chaos/RESULTS.md.
+# failing, three instances, a broker gone for one of two instances while they
+# change the same orders) and appends their numbers to chaos/RESULTS.md.
 # CHAOS_RUN selects tests (a go test -run pattern); CHAOS_RACE=1 builds the
 # killed server binary with -race too.
 set -euo pipefail

@@ -59,6 +59,8 @@ type Metrics struct {
 	OutboxTruncated    prometheus.Counter     // ring slots truncated
 	OutboxDeadLettered prometheus.Counter     // events refused for good and parked
 	OutboxDead         prometheus.Gauge       // events parked now
+	OutboxHeld         prometheus.Gauge       // orders held (outbox_held): only the sweeper publishes their events
+	OrderWaits         *prometheus.CounterVec // result: published, held
 
 	// PostgresSettingBad is 1 per setting (and value) found unsafe at start.
 	PostgresSettingBad *prometheus.GaugeVec
@@ -174,6 +176,12 @@ func New() *Metrics {
 	m.OutboxDead = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "orderflow_outbox_dead", Help: "Outbox events parked in outbox_dead now (orderflow outbox dead lists them; orderflow outbox requeue puts them back).",
 	})
+	m.OutboxHeld = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "orderflow_outbox_held_orders", Help: "Orders held in outbox_held, as of the last count (every sweep interval): every instance leaves their events to the sweeper until it has published them up to the hold.",
+	})
+	m.OrderWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orderflow_publish_order_waits_total", Help: "Events whose previous version another instance had not yet published (or held) when they were committed, after waiting for it: published by the fast path, or held (left to the sweeper: the order was held, or the wait passed -kafka.order-wait).",
+	}, []string{"result"})
 	m.OutboxTruncated = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "orderflow_outbox_slots_truncated_total", Help: "Outbox ring slots truncated because every event in them was published.",
 	})
@@ -205,6 +213,7 @@ func New() *Metrics {
 		m.Orders, m.StatusUpdates, m.TraceContextInvalid, m.QueueDepth, m.QueueCapacity, m.BatchRows, m.BatchBytes,
 		m.CommitSeconds, m.CommitErrors, m.DBRetries, m.DBBisections,
 		m.Published, m.PublishSeconds, m.PublishDropped, m.OutboxBacklog, m.OutboxOldestAge, m.OutboxDeleted, m.OutboxTruncated, m.OutboxDeadLettered, m.OutboxDead,
+		m.OutboxHeld, m.OrderWaits,
 		m.PostgresSettingBad, m.ProducerBuffered, m.KafkaAuthFailures, m.SweepRuns,
 		m.CatalogProducts, m.CatalogRefreshes, m.CatalogAgeSeconds,
 		collectors.NewGoCollector(),

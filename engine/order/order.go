@@ -147,6 +147,10 @@ type Result struct {
 	Version    int32
 	EventSeq   int64 // OutcomeCreated: the seq of its order.created outbox event
 	Err        error // why, for OutcomeRejected and OutcomeFailed; for logs only
+	// LeftToSweeper (OutcomeDuplicate): an earlier attempt of the same write,
+	// whose outcome was unknown, stored the order; its order.created event
+	// was handed to no fast path, and waits for the sweeper.
+	LeftToSweeper bool
 }
 
 // Batch owns a group of orders submitted together (one HTTP request, or one
@@ -256,7 +260,42 @@ type Event struct {
 	Payload     []byte    // the record value, JSON
 	TraceParent TraceParent
 	TraceState  string
+	After       After // what the fast path must wait for first (status changes)
 }
+
+// After is what the store found, in the transaction that wrote an event,
+// about the event of its order's previous version: whether the fast path
+// may publish the new one now, must wait for a publisher's ticket, or must
+// leave it to the sweeper (engine/store/doc.go, "Order across the fleet").
+type After struct {
+	Kind      AfterKind
+	Publisher int32 // AfterTicket: the publisher that holds the previous version's event
+	Ticket    int64 // AfterTicket: the ticket it holds it under
+}
+
+// AfterKind says what an event waits for before the fast path may publish it.
+type AfterKind uint8
+
+const (
+	// AfterUnknown (the zero value): the store knows nothing about the
+	// previous version's event (version 1 has none; a row last written
+	// before migration 0007 has no ticket). The publisher's own rules
+	// apply, its start-up hold included.
+	AfterUnknown AfterKind = iota
+	// AfterNothing: the previous version is on the topic, or follows
+	// through the same Publish call (an earlier change of the same order
+	// in one transaction).
+	AfterNothing
+	// AfterTicket: the previous version's event belongs to ticket Ticket
+	// of publisher Publisher, which had not resolved it (acknowledged, or
+	// its order held) when the store looked: the fast path waits until it
+	// has, or leaves the event to the sweeper.
+	AfterTicket
+	// AfterHeld: the order is held (outbox_held) or parked (outbox_dead),
+	// or its previous version was written with no fast path: only the
+	// sweeper may publish this event, in seq order behind the others.
+	AfterHeld
+)
 
 // ParkedEvent is an outbox event the relay parks instead of publishing
 // (the broker refused it for good, or an earlier version of its order is

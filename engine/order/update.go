@@ -38,6 +38,7 @@ type Update struct {
 	Version  int32  // the order's version after this update (the current one for Noop/Invalid)
 	Event    []byte // order.status_changed value for Applied, a view into the arena
 	EventSeq int64  // Applied: the seq of that event's outbox row
+	After    After  // Applied: what its event waits for before the fast path (see After)
 	Err      error  // why, for UpdateFailed; for logs only
 }
 
@@ -91,5 +92,5 @@ func (b *UpdateBatch) Arena() *bytesutil.Arena { return &b.arena }
 // change. Its strings and payload are views into the batch's arena.
 func (u *Update) ChangedEvent() Event {
 	return Event{Seq: u.EventSeq, OrderID: u.OrderID, Version: u.Version, Type: EventStatusChanged, Time: u.ReceivedAt, Payload: u.Event,
-		TraceParent: u.TraceParent, TraceState: u.TraceState}
+		TraceParent: u.TraceParent, TraceState: u.TraceState, After: u.After}
 }

@@ -155,7 +155,7 @@ func (d *acker) drainOnce(p *Publisher, try func(attempt int) (context.Context, 
 			if !ok {
 				return recorded, failed + len(seqs)
 			}
-			err = p.ob.AckEvents(ctx, chunk)
+			err = p.ackEvents(ctx, chunk)
 			cancel()
 			if err == nil {
 				break

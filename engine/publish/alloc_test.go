@@ -11,7 +11,7 @@ import (
 
 // TestAllocs pins the zero-allocation parts of the fast path in steady
 // state: building a pooled record, the ordering gate while nothing is held,
-// and queueing an acknowledged event for the acker. What kgo allocates per
+// a transaction's ticket, and queueing an acknowledged event for the acker. What kgo allocates per
 // record is measured by BenchmarkPublish (allocs/event).
 func TestAllocs(t *testing.T) {
 	var s eventSet
@@ -37,9 +37,16 @@ func TestAllocs(t *testing.T) {
 	})
 	now := time.Now().UnixNano()
 	f("gate.admit inactive", func() {
-		if !p.gate.admit(s.evs[1].OrderID, 2, now) {
+		if !p.gate.admit(s.evs[1].OrderID, 2, now, false) {
 			t.Fatal("admit: held; want admitted")
 		}
+	})
+	f("ticket begin+handBack+release", func() {
+		tk := p.tickets.begin(3)
+		tk.pending.Add(1) // one event acknowledged
+		p.tickets.handBack(tk)
+		p.tickets.release(tk)
+		p.tickets.release(tk)
 	})
 	f("acker.add+reset", func() {
 		for i := range 100 {

@@ -74,6 +74,12 @@ type Config struct {
 	// one transaction), flag -kafka.sweep-limit. Default: 1000.
 	SweepLimit int
 
+	// OrderWait is how long the fast path waits, at most, for another
+	// instance to publish (or hold) the previous version of an order before
+	// it leaves the new version to the sweeper, flag -kafka.order-wait (see
+	// doc.go, "Across the fleet"). Default: 5s.
+	OrderWait time.Duration
+
 	// DeleteInterval is how often the acker records the broker's
 	// acknowledgements in the outbox (one INSERT; no row is deleted), flag
 	// -kafka.delete-interval. Default: 10ms.
@@ -120,6 +126,7 @@ const (
 	DefaultSweepInterval      = time.Second
 	DefaultSweepGrace         = 30 * time.Second
 	DefaultSweepLimit         = 1000
+	DefaultOrderWait          = 5 * time.Second
 	DefaultDeleteInterval     = 10 * time.Millisecond
 	DefaultDeleteBatch        = 5000
 	DefaultCompression        = "snappy"
@@ -159,6 +166,7 @@ func (cfg Config) WithDefaults() Config {
 	def(&cfg.SweepInterval, DefaultSweepInterval)
 	def(&cfg.SweepGrace, DefaultSweepGrace)
 	def(&cfg.DeleteInterval, DefaultDeleteInterval)
+	def(&cfg.OrderWait, DefaultOrderWait)
 	return cfg
 }
 
@@ -175,6 +183,7 @@ const (
 	FlagSweepInterval      = "kafka.sweep-interval"
 	FlagSweepGrace         = "kafka.sweep-grace"
 	FlagSweepLimit         = "kafka.sweep-limit"
+	FlagOrderWait          = "kafka.order-wait"
 	FlagDeleteInterval     = "kafka.delete-interval"
 	FlagDeleteBatch        = "kafka.delete-batch"
 	FlagMetadataMinAge     = "kafka.metadata-min-age"
@@ -194,6 +203,7 @@ func (c *Config) Settings() []conf.Setting {
 		conf.Duration(&c.SweepInterval, FlagSweepInterval, "how often the outbox sweeper looks for unpublished events").Min(1),
 		conf.Duration(&c.SweepGrace, FlagSweepGrace, "unacknowledged outbox events older than this are republished by the sweeper (> -"+FlagDeliveryTimeout+")").Min(1),
 		conf.Int(&c.SweepLimit, FlagSweepLimit, "outbox events per sweep transaction at most").Min(1),
+		conf.Duration(&c.OrderWait, FlagOrderWait, "how long the fast path waits for another instance to publish an order's previous version before it leaves the new one to the sweeper").Min(int64(time.Millisecond)),
 		conf.Duration(&c.DeleteInterval, FlagDeleteInterval, "how often the broker's acknowledgements are recorded in the outbox").Min(1),
 		conf.Int(&c.DeleteBatch, FlagDeleteBatch, "acknowledgements recorded per statement at most").Min(1),
 		conf.Duration(&c.MetadataMinAge, FlagMetadataMinAge, "least time between the Kafka client's metadata refreshes (0: the client's default, 5s)").Min(0),

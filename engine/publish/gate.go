@@ -53,8 +53,10 @@ func newGate() *gate {
 
 // admit reports whether an event of order id at version may take the fast
 // path at time now (unix ns). When it reports false the event is held: the
-// caller leaves it to the sweeper. id is not retained.
-func (g *gate) admit(id string, version int32, now int64) bool {
+// caller leaves it to the sweeper. known says the store told what the
+// previous version's event is up to (order.After other than AfterUnknown):
+// the start-up hold (holdAll) is then moot. id is not retained.
+func (g *gate) admit(id string, version int32, now int64, known bool) bool {
 	if !g.active.Load() {
 		return true
 	}
@@ -70,7 +72,7 @@ func (g *gate) admit(id string, version int32, now int64) bool {
 		}
 		delete(g.orders, id)
 	}
-	if version > 1 && g.global != 0 && g.global >= g.swept {
+	if version > 1 && !known && g.global != 0 && g.global >= g.swept {
 		g.orders[strings.Clone(id)] = newStamp(now) // copy: id is a view into request memory
 		return false
 	}

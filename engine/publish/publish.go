@@ -129,10 +129,25 @@ type Publisher struct {
 
 	acks acker
 
+	// Order across the fleet (fleet.go, ticket.go). fleet is nil unless
+	// Register found an Outbox that keeps it; id is then this publisher's.
+	fleet           fleetOutbox
+	id              int32
+	tickets         tickets
+	holds           holds
+	waits           waits
+	waiting         atomic.Int64 // len(waits.list), read without the lock
+	recordedHorizon atomic.Int64 // the largest horizon recorded in the store
+	lastHorizonAt   time.Time    // keeper only: when it last recorded one itself
+
+	orderWaitPublished, orderWaitHeld counter
+
 	startNanos  int64 // when New ran: the holdAll mark
 	cancelSweep context.CancelFunc
+	cancelKeep  context.CancelFunc
 	stopAck     chan struct{}
 	sweepWG     sync.WaitGroup // sweeper and gauge loops
+	keepWG      sync.WaitGroup // keeper
 	ackWG       sync.WaitGroup // acker
 	started     atomic.Bool
 	shut        atomic.Bool
@@ -166,22 +181,24 @@ func New(cfg Config, ob Outbox, m *metrics.Metrics, log *slog.Logger) (*Publishe
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	p := &Publisher{
-		cfg:          cfg,
-		ob:           ob,
-		cl:           cl,
-		klog:         klog,
-		log:          log,
-		m:            m,
-		gate:         newGate(),
-		source:       []byte(cfg.Source),
-		fastOK:       m.Published.WithLabelValues("fast", "ok"),
-		fastErr:      m.Published.WithLabelValues("fast", "error"),
-		sweepOK:      m.Published.WithLabelValues("sweep", "ok"),
-		sweepErr:     m.Published.WithLabelValues("sweep", "error"),
-		sweepRunsOK:  m.SweepRuns.WithLabelValues("ok"),
-		sweepRunsErr: m.SweepRuns.WithLabelValues("error"),
-		startNanos:   time.Now().UnixNano(),
-		stopAck:      make(chan struct{}),
+		cfg:                cfg,
+		ob:                 ob,
+		cl:                 cl,
+		klog:               klog,
+		log:                log,
+		m:                  m,
+		gate:               newGate(),
+		source:             []byte(cfg.Source),
+		fastOK:             m.Published.WithLabelValues("fast", "ok"),
+		fastErr:            m.Published.WithLabelValues("fast", "error"),
+		sweepOK:            m.Published.WithLabelValues("sweep", "ok"),
+		sweepErr:           m.Published.WithLabelValues("sweep", "error"),
+		sweepRunsOK:        m.SweepRuns.WithLabelValues("ok"),
+		sweepRunsErr:       m.SweepRuns.WithLabelValues("error"),
+		orderWaitPublished: m.OrderWaits.WithLabelValues("published"),
+		orderWaitHeld:      m.OrderWaits.WithLabelValues("held"),
+		startNanos:         time.Now().UnixNano(),
+		stopAck:            make(chan struct{}),
 	}
 	p.fastPromise = p.onFastAck
 	p.sweepPromise = p.onSweepAck
@@ -209,6 +226,9 @@ func (p *Publisher) Start() {
 	p.sweepWG.Go(func() { p.gaugeLoop(ctx) })
 	p.ackWG.Go(p.ackLoop)
 	p.sweepWG.Go(func() { p.probe(ctx) })
+	kctx, kcancel := context.WithCancel(context.Background())
+	p.cancelKeep = kcancel
+	p.keepWG.Go(func() { p.keepLoop(kctx) })
 }
 
 // Shutdown stops the sweeper (a sweep in progress is abandoned and its
@@ -228,6 +248,13 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 	}
 	p.sweepWG.Wait()
 	p.log.Info("publish shutdown: sweeper stopped", "took", time.Since(t).String())
+	if p.cancelKeep != nil {
+		p.cancelKeep()
+	}
+	p.keepWG.Wait()
+	// Nothing decides the waiting events any more: leave them to the
+	// sweeper (holding their orders) before their tickets are counted.
+	p.deferAllWaiters()
 
 	t = time.Now()
 	buffered := p.cl.BufferedProduceRecords()
@@ -246,53 +273,112 @@ func (p *Publisher) Shutdown(ctx context.Context) error {
 	t = time.Now()
 	p.cl.Close()
 	p.log.Info("publish shutdown: kafka client closed", "took", time.Since(t).String())
-	return errors.Join(ferr, derr)
+
+	// Close failed what the flush left: their orders are queued for holds.
+	// Commit them and record the final horizon, so that other instances
+	// need not wait for this one (with a budget of its own: the flush may
+	// have used up ctx, and a hold not written only makes them wait).
+	var kerr error
+	if p.fleet != nil {
+		t = time.Now()
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), keepTimeout)
+		kerr = p.keepOnce(kctx, true)
+		cancel()
+		p.log.Info("publish shutdown: holds and horizon recorded", "horizon", p.tickets.horizon.Load(), "took", time.Since(t).String(), "err", kerr)
+	}
+	return errors.Join(ferr, derr, kerr)
 }
 
-// Publish hands events that were just committed to the fast path and
-// returns at once: it never blocks on Kafka. It copies what it keeps, so
-// the events may be reused as soon as it returns. Call it in commit order:
-// events of one order reach Kafka in the order Publish saw them.
+// Publish is PublishFor with a ticket of its own, for events committed
+// without one.
+func (p *Publisher) Publish(events []order.Event) {
+	p.PublishFor(p.Begin(), events, nil)
+}
+
+// PublishFor hands back tk, the ticket of a transaction that just ended,
+// with the events it committed (nil if none) and the ids of the orders
+// whose outcome is unknown (the commit may or may not have happened), and
+// hands the events to the fast path. It returns at once: it never blocks on
+// Kafka or PostgreSQL. It copies what it keeps, so the events may be reused
+// as soon as it returns; tk must not be used after it. Call it in commit
+// order: events of one order reach Kafka in the order PublishFor saw them.
 //
 // An event is left in the outbox for the sweeper, and counted in
-// PublishDropped, when the client's buffer is at its bound, or while an
-// earlier event of its order is waiting for the sweeper (see doc.go).
-func (p *Publisher) Publish(events []order.Event) {
-	if len(events) == 0 {
-		return
-	}
+// PublishDropped, when the client's buffer is at its bound, while an
+// earlier event of its order is waiting for the sweeper (the gate), or when
+// its order is held (order.AfterHeld); its order is then held, durably,
+// before tk is resolved. An event whose previous version another publisher
+// had not resolved (order.AfterTicket) waits for it (see doc.go, "Across the
+// fleet"). The orders in unsure are held too.
+func (p *Publisher) PublishFor(tk *Ticket, events []order.Event, unsure []string) {
 	now := time.Now()
 	nowNanos := now.UnixNano()
-	maxRecs, maxBytes := int64(p.cfg.MaxBufferedRecords), int64(p.cfg.MaxBufferedBytes)
 	for i := range events {
-		ev := &events[i]
-		if !p.gate.admit(ev.OrderID, ev.Version, nowNanos) {
-			p.m.PublishDropped.Inc()
-			continue
-		}
-		size := eventSize(ev, len(p.source))
-		if p.inflight.Load() >= maxRecs || p.inflightBytes.Load()+size > maxBytes {
-			p.gate.hold(ev.OrderID, nowNanos)
-			p.m.PublishDropped.Inc()
-			continue
-		}
-		r := getRecord()
-		p.fill(r, ev)
-		r.start = now
-		if p.cfg.Tracer != nil {
-			r.span = p.cfg.Tracer.StartPublish(ev, "fast")
-		}
-		p.inflight.Add(1)
-		p.inflightBytes.Add(r.size)
-		// No deadline: a record handed to the client stays there until the
-		// broker acknowledges it (or Shutdown closes the client). A record
-		// failed on a deadline while a later event of its order, produced
-		// after it, is delivered would put that order's versions out of
-		// order on the topic (the chaos suite caught exactly that); the
-		// client keeps a partition's records in order as long as none fails.
-		// Memory stays bounded by the inflight checks above.
-		p.cl.TryProduce(context.Background(), &r.rec, p.fastPromise)
+		tk.pending.Add(1)
+		p.route(tk, &events[i], now, nowNanos)
 	}
+	for _, id := range unsure {
+		tk.pending.Add(1)
+		p.holdLater(id, 0, tk, nowNanos)
+	}
+	p.tickets.handBack(tk)
+	p.tickets.release(tk)
+}
+
+// route sends one event of tk (its pending count already taken) to the
+// fast path, the waiters or the sweeper.
+func (p *Publisher) route(tk *Ticket, ev *order.Event, now time.Time, nowNanos int64) {
+	if ev.After.Kind == order.AfterHeld {
+		p.m.PublishDropped.Inc()
+		p.holdLater(ev.OrderID, ev.Seq, tk, nowNanos)
+		return
+	}
+	if p.waiting.Load() > 0 {
+		// An earlier event of its order waiting here: queue behind it.
+		queued, full := p.waitBehind(tk, ev, now)
+		if queued {
+			return
+		}
+		if full {
+			p.orderWaitHeld.Inc()
+			p.holdLater(ev.OrderID, ev.Seq, tk, nowNanos)
+			return
+		}
+	}
+	if !p.gate.admit(ev.OrderID, ev.Version, nowNanos, ev.After.Kind != order.AfterUnknown) {
+		p.m.PublishDropped.Inc()
+		p.holdLater(ev.OrderID, ev.Seq, tk, nowNanos)
+		return
+	}
+	if ev.After.Kind == order.AfterTicket && !p.passed(ev.After) {
+		if !p.wait(tk, ev, now) {
+			p.orderWaitHeld.Inc()
+			p.holdLater(ev.OrderID, ev.Seq, tk, nowNanos)
+		}
+		return
+	}
+	size := eventSize(ev, len(p.source))
+	if p.inflight.Load() >= int64(p.cfg.MaxBufferedRecords) || p.inflightBytes.Load()+size > int64(p.cfg.MaxBufferedBytes) {
+		p.m.PublishDropped.Inc()
+		p.holdLater(ev.OrderID, ev.Seq, tk, nowNanos)
+		return
+	}
+	r := getRecord()
+	p.fill(r, ev)
+	r.start, r.tk = now, tk
+	if p.cfg.Tracer != nil {
+		r.span = p.cfg.Tracer.StartPublish(ev, "fast")
+	}
+	p.inflight.Add(1)
+	p.inflightBytes.Add(r.size)
+	// No deadline: a record handed to the client stays there until the
+	// broker acknowledges it (or Shutdown closes the client). A record
+	// failed on a deadline while a later event of its order, produced
+	// after it, is delivered would put that order's versions out of
+	// order on the topic (the chaos suite caught exactly that); the
+	// client keeps a partition's records in order as long as none fails.
+	// Memory stays bounded by the inflight checks above.
+	p.cl.TryProduce(context.Background(), &r.rec, p.fastPromise)
 }
 
 // onFastAck is the fast path's promise. It runs serially on the client's
@@ -309,16 +395,29 @@ func (p *Publisher) onFastAck(rec *kgo.Record, err error) {
 		p.fastOK.Inc()
 		p.m.PublishSeconds.Observe(time.Since(r.start).Seconds())
 		p.acks.add(r.seq)
+		if r.tk != nil {
+			p.tickets.release(r.tk)
+		}
 	case errors.Is(err, kgo.ErrMaxBuffered):
 		// Our bound check raced the client's; same outcome.
 		p.m.PublishDropped.Inc()
-		p.gate.hold(bytesutil.String(r.key), time.Now().UnixNano())
+		p.holdRecord(r)
 	default:
 		p.fastErr.Inc()
-		p.gate.hold(bytesutil.String(r.key), time.Now().UnixNano())
+		p.holdRecord(r)
 		p.logErr("fast path record failed; the sweeper republishes it", err)
 	}
 	putRecord(r)
+}
+
+// holdRecord leaves a failed fast-path record's event to the sweeper.
+func (p *Publisher) holdRecord(r *pubRec) {
+	now := time.Now().UnixNano()
+	if r.tk == nil {
+		p.gate.hold(bytesutil.String(r.key), now)
+		return
+	}
+	p.holdLater(bytesutil.String(r.key), r.seq, r.tk, now)
 }
 
 // logErr logs at most one failure line per errLogEvery.
@@ -352,6 +451,16 @@ func (p *Publisher) gaugeLoop(ctx context.Context) {
 			first = false
 		} else if ctx.Err() == nil {
 			p.log.Warn("count outbox backlog", "err", err)
+		}
+		if p.fleet != nil {
+			cctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+			n, err := p.fleet.HeldOrders(cctx)
+			cancel()
+			if err == nil {
+				p.m.OutboxHeld.Set(float64(n))
+			} else if ctx.Err() == nil {
+				p.log.Warn("count held orders", "err", err)
+			}
 		}
 		if d, ok := p.ob.(deadLister); ok {
 			readAt := time.Now().UnixNano()
@@ -389,6 +498,7 @@ type pubRec struct {
 	traceState              []byte            // the tracestate header's value
 
 	seq   int64                                          // the event's outbox seq, for its acknowledgement
+	tk    *Ticket                                        // a fast-path record's ticket (resolved by its promise)
 	span  func(partition int32, offset int64, err error) // ends the record's span (tracing on)
 	idx   int                                            // a swept record's index in its page
 	size  int64                                          // rec's key+value+header bytes, as kgo counts them
@@ -423,7 +533,7 @@ func (r *pubRec) reset() {
 	r.id = capBuf(r.id)
 	r.ts = capBuf(r.ts)
 	r.typ = capBuf(r.typ)
-	r.seq, r.idx, r.size, r.start, r.sweep, r.span = 0, 0, 0, time.Time{}, nil, nil
+	r.seq, r.tk, r.idx, r.size, r.start, r.sweep, r.span = 0, nil, 0, 0, time.Time{}, nil, nil
 }
 
 func capBuf(b []byte) []byte {

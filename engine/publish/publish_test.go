@@ -68,6 +68,12 @@ func startPublisher(t testing.TB, cfg Config, ob Outbox) (*Publisher, *metrics.M
 		t.Fatalf("New(%+v): %v", cfg, err)
 	}
 	p.Start()
+	shutdownAtCleanup(t, p)
+	return p, m
+}
+
+// shutdownAtCleanup shuts p down when the test ends.
+func shutdownAtCleanup(t testing.TB, p *Publisher) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -75,7 +81,6 @@ func startPublisher(t testing.TB, cfg Config, ob Outbox) (*Publisher, *metrics.M
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	return p, m
 }
 
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {

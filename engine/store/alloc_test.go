@@ -100,8 +100,8 @@ func TestWireParamsAllocateNothing(t *testing.T) {
 		set = append(set, &o)
 	}
 	var p wireParams
-	p.fill(set)
-	if a := testing.AllocsPerRun(20, func() { p.fill(set) }); a != 0 {
+	p.fill(set, 3, 9)
+	if a := testing.AllocsPerRun(20, func() { p.fill(set, 3, 9) }); a != 0 {
 		t.Fatalf("wireParams.fill allocates %v per 100 orders; want 0", a)
 	}
 }

@@ -117,7 +117,8 @@ ORDER BY e.seq`
 // that order follow it); all requeues every parked event. It returns how
 // many it requeued. It waits for the running sweep (the sweep lock) and
 // locks the orders' rows, so that neither a sweep nor a status change of
-// those orders interleaves with it.
+// those orders interleaves with it, and holds the orders (outbox_held) until
+// the sweeper has published what it requeued.
 func (s *Store) RequeueDead(ctx context.Context, all bool, refs []DeadRef) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -167,6 +168,13 @@ FROM (SELECT order_id, min(version) FROM outbox_dead GROUP BY 1) m`).Scan(&ids, 
 			return err
 		}
 		n = int(tag.RowsAffected())
+		// Once they leave outbox_dead nothing else keeps the orders' later
+		// events off the fast paths: hold them until the sweeper has
+		// published the requeued events (seq 0: up to the sequence's
+		// head, past every seq just taken).
+		if _, err := tx.Exec(ctx, holdOrdersSQL, ids, make([]int64, len(ids))); err != nil {
+			return err
+		}
 		return nil
 	})
 	if err != nil {

@@ -100,6 +100,95 @@
 // outbox_events with fresh seqs in version order and deletes them from
 // outbox_dead.
 //
+// # Order across the fleet
+//
+// Within one process the Kafka client keeps an order's events in produce
+// order, and the publisher's gate keeps an order's later events off the
+// fast path once one went to the sweeper. Across processes neither helps:
+// instance A commits version N and hands it to its fast path, where it can
+// sit (A's broker is gone) or be left to the sweeper (A's buffer is full),
+// while instance B commits N+1 and publishes it at once. Migration 0007
+// closes that in the database, with no extra round trip on the write path:
+//
+//   - Every engine process registers as a publisher (outbox_publishers)
+//     and takes a ticket per writing transaction (WriteOrdersFor,
+//     WriteStatusFor: Ticket). The transaction writes it into the rows it
+//     changes (orders.pub_id, pub_ticket), in the INSERT or UPDATE it runs
+//     anyway.
+//   - The publisher resolves a ticket once each of its events is
+//     acknowledged by the broker, or its order is held: a row in
+//     outbox_held (HoldOrders: order id, upto_seq, the event's seq or, when
+//     unknown, the sequence's head) committed before the ticket counts as
+//     resolved. It records its horizon, every ticket up to it resolved,
+//     only after those holds committed: in the statement that records its
+//     acknowledgements (AckEventsHorizon), or alone (RecordHorizon).
+//   - A status transaction's lock statement (lockOrdersSQL) reads, with
+//     each order, the previous version's ticket, whether its publisher's
+//     horizon covers it, and whether the order is held or parked: primary
+//     key probes into small tables, in the statement's one snapshot. The
+//     update's After says what its event waits for: nothing (covered, not
+//     held), the ticket (not covered yet: the fast path waits, polling the
+//     horizon, at most -kafka.order-wait, then holds the order itself), or
+//     the sweeper (held, parked, or written with no fast path: the fast
+//     path holds the order up to the new event's seq and leaves it).
+//   - A sweep deletes the holds whose upto_seq is below its new low
+//     watermark: every event of the order up to there is published (the
+//     sweeper publishes in seq order, which is version order per order).
+//     No instance owns a hold, so a crashed one's holds go the same way.
+//     RequeueDead holds the orders it puts back.
+//
+// Why B can never publish N+1 ahead of N. B's transaction locks the order's
+// row, so it runs after A's transaction of N committed and sees N's ticket
+// t. B takes the fast path only if its statement saw A's horizon ≥ t and no
+// hold; otherwise N+1 waits or goes to the sweeper, behind N in seq order.
+// A moves its horizon past t only once N is acknowledged (on the topic) or
+// N's order is held, and the hold commits before the horizon: any snapshot
+// that sees the horizon sees the hold, unless a sweep already deleted it,
+// which it does only once N is published. So "horizon ≥ t and no hold"
+// implies N is on the topic. What A does after that cannot undo it: a hold
+// only ever sends events to the sweeper. If B's lock waited for A's
+// commit, its statement's snapshot predates A's commit and the horizon and
+// hold A wrote after it: B sees an older horizon and waits, the safe
+// side. B's later reads (PublisherHorizons, then BlockedOrders) take the
+// holds from a snapshot no older than the horizon's, which the same
+// argument covers. Ambiguous commits resolve the same way: A holds the
+// orders of a transaction whose COMMIT failed (up to the sequence's head,
+// past any seq that transaction took) before resolving its ticket, so a
+// late commit is covered; and an order that the one-statement write's
+// retry finds stored under its own ticket (Result.LeftToSweeper: the lost
+// attempt committed it, and no fast path has its event) is held the same
+// way. TestHoldBeforeHorizonInterleaved interleaves a
+// hold, a horizon and a status transaction by hand with two connections.
+//
+// What it costs: two columns per order row; three probes per order in the
+// status lock statement; a ticket (two atomic counters and a heap push per
+// transaction) in the publisher; the horizon's UPDATE inside the
+// acknowledgements' INSERT (alone, committed without waiting for the disk,
+// when only holds moved it, and once a second); and, only when another
+// instance's previous version is still in flight, a read of the horizons
+// (then of the holds of the orders they release) every acknowledgement
+// interval. Holds are written only when an event leaves
+// the fast path, and then cost sweeper latency (-kafka.sweep-grace) for
+// that order. A publisher that dies leaves its horizon where it was: the
+// next versions of orders it had in flight wait -kafka.order-wait once,
+// then go to the sweeper. Rows written before 0007 (pub_id NULL) and rows
+// an instance still running an older version writes follow the old rules
+// (order kept within one process only) until the fleet runs this version.
+//
+// Considered and not taken: a hold written only when the fast path gives
+// up, and read by the next version's transaction. It closes the race only
+// for an event deferred inside its own transaction, not for one handed to
+// a client whose broker then goes away, fails later, or dies with its
+// process; and a hold inserted after the commit can always lose the race
+// to the next version's commit (no lock ordering fixes that: B may commit
+// N+1 entirely between A's commit and A's hold). Knowing N is published
+// needs N's outcome, not only the deferrals. An index on outbox_acks by seq, to look
+// N's acknowledgement up directly: a write on the acknowledgement path and
+// a probe into a table that grows with the backlog. The watermark alone
+// (fast path only if N's seq is below low_seq): correct, but it would send
+// every change of an order within -kafka.sweep-grace of the previous one,
+// on another instance, through the sweeper.
+//
 // Considered and not taken: moving stragglers forward into the current slot
 // (a sweep publishes them where they are; moving would copy payloads and
 // race the fast path's acknowledgement); a slot column filled by a function
@@ -114,9 +203,6 @@
 // the sweep, and kept by parking (outbox_dead has the same columns) and
 // requeueing, so a crash between commit and publish does not lose them.
 //
-// Later work fits this layout: a fleet-wide "this order has a
-// deferred event" mark (a small table of order ids written by the publisher
-// and read by the gate; cleared when the watermark passes the event's seq);
-// one row per transaction (a row would carry its events as arrays and a
-// range of seqs; acks stay per seq).
+// Later work fits this layout: one row per transaction (a row would carry
+// its events as arrays and a range of seqs; acks stay per seq).
 package store

@@ -33,6 +33,24 @@ func (s *Store) AckEvents(ctx context.Context, seqs []int64) error {
 	return nil
 }
 
+// ackHorizonSQL is ackEventsSQL that also moves publisher $2's horizon to
+// $3 (RecordHorizon), in the same statement: no round trip of its own.
+const ackHorizonSQL = `WITH h AS (
+  UPDATE outbox_publishers SET horizon = greatest(horizon, $3), seen_at = now() WHERE id = $2)
+` + ackEventsSQL
+
+// AckEventsHorizon is AckEvents and RecordHorizon(ctx, pub, horizon) in one
+// statement.
+func (s *Store) AckEventsHorizon(ctx context.Context, seqs []int64, pub int32, horizon int64) error {
+	if len(seqs) == 0 {
+		return s.RecordHorizon(ctx, pub, horizon)
+	}
+	if _, err := s.pool.Exec(ctx, ackHorizonSQL, seqs, pub, horizon); err != nil {
+		return fmt.Errorf("record %d outbox acknowledgements and horizon %d: %w", len(seqs), horizon, err)
+	}
+	return nil
+}
+
 // sweepLockKey is the advisory lock that serialises sweeps and slot
 // truncations ("orderflow outbox sweep" in ASCII, truncated to 64 bits).
 const sweepLockKey int64 = 0x6f75_7462_6f78_7377
@@ -87,6 +105,9 @@ LIMIT $4`
 // move to outbox_dead, every other one counts as published, and the sweep
 // commits. Events of an order that has a parked event are not handed to fn:
 // they are parked behind it (see doc.go).
+//
+// A sweep also releases the held orders (outbox_held) whose events up to
+// their hold are all below the new watermark.
 //
 // It returns the number of events fn published (0 when fn failed) and,
 // when the sweep reached the end of what it may publish, a time before
@@ -168,6 +189,12 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 			if _, err := tx.Exec(ctx, `UPDATE outbox_ring SET low_seq = $1`, next); err != nil {
 				return err
 			}
+			low = next
+		}
+		// Every event below the watermark is published or parked: the
+		// holds up to there are done.
+		if _, err := tx.Exec(ctx, releaseHeldSQL, low); err != nil {
+			return err
 		}
 		published = len(events) + len(behind) - len(parked)
 		if done {

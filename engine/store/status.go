@@ -19,10 +19,27 @@ import (
 // rows in one order (the database collation's, the same for all of them), so
 // two batches touching the same orders wait for each other instead of
 // deadlocking.
-const lockOrdersSQL = `SELECT id, status, version FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+//
+// With each order it reads what the fast path needs to know about the
+// event of its current version (doc.go, "Order across the fleet"): the
+// Ticket it was written under, whether that ticket's publisher had resolved
+// it (only for another publisher than $2, this transaction's), and whether
+// the order is held or parked. No extra round trip: the subqueries are
+// primary-key probes into small tables (outbox_held and outbox_dead are
+// empty unless something is held or parked), and they read the statement's
+// snapshot, so a horizon that covers the ticket comes with the hold its
+// publisher committed before moving it.
+const lockOrdersSQL = `SELECT o.id, o.status, o.version, o.pub_id, o.pub_ticket,
+  CASE WHEN o.pub_id > 0 AND o.pub_id <> $2 THEN
+    (SELECT p.horizon >= o.pub_ticket FROM outbox_publishers p WHERE p.id = o.pub_id) END,
+  EXISTS (SELECT 1 FROM outbox_held h WHERE h.order_id = o.id)
+    OR EXISTS (SELECT 1 FROM outbox_dead d WHERE d.order_id = o.id)
+FROM orders o WHERE o.id = ANY($1) ORDER BY o.id FOR UPDATE OF o`
 
-// applyStatusSQL writes each changed order's final state in one statement.
-const applyStatusSQL = `UPDATE orders AS o SET status = u.status, version = u.version, updated_at = u.at
+// applyStatusSQL writes each changed order's final state in one statement,
+// with the transaction's Ticket ($5, $6).
+const applyStatusSQL = `UPDATE orders AS o SET status = u.status, version = u.version, updated_at = u.at,
+  pub_id = $5, pub_ticket = $6
 FROM unnest($1::text[], $2::text[], $3::int4[], $4::timestamptz[]) AS u(id, status, version, at)
 WHERE o.id = u.id`
 
@@ -33,6 +50,7 @@ type orderState struct {
 	status  order.Status
 	version int32
 	at      time.Time
+	after   order.After // what the next applied change's event waits for
 }
 
 // statusState is the working memory of one WriteStatus call, pooled.
@@ -50,11 +68,23 @@ type statusState struct {
 	updAts      []time.Time
 	outbox      outboxSource
 	events      []order.Event
+
+	// The call's Ticket, passed by pointer (no boxing per statement), and
+	// lockOrdersSQL's scan targets, reused.
+	pubID, scPubID pgtype.Int4
+	pubTicket      pgtype.Int8
+	scStatus       pgtype.Text
+	scVersion      pgtype.Int4
+	scTicket       pgtype.Int8
+	scResolved     pgtype.Bool
+	scBlocked      pgtype.Bool
+	scan           []any
 }
 
 var statusStatePool = sync.Pool{New: func() any {
 	w := &statusState{states: make(map[string]*orderState)}
 	w.outbox.init()
+	w.scan = []any{nil, &w.scStatus, &w.scVersion, &w.scPubID, &w.scTicket, &w.scResolved, &w.scBlocked}
 	return w
 }}
 
@@ -95,7 +125,18 @@ func (w *statusState) reset() {
 // one outbox row per new version: one round trip per statement, whatever the
 // batch size. Retryable errors are retried like WriteOrders'. Safe for
 // concurrent use; retains nothing of the batches after it returns.
+//
+// WriteStatus writes with no fast path (the zero Ticket): for tools and
+// tests that publish nothing. The engine uses WriteStatusFor.
 func (s *Store) WriteStatus(ctx context.Context, batches []*order.UpdateBatch) {
+	s.WriteStatusFor(ctx, Ticket{}, batches)
+}
+
+// WriteStatusFor is WriteStatus for the fast path named by tk: the changed
+// orders' rows record it, and each applied update's After says what its
+// event must wait for before the fast path may publish it (doc.go, "Order
+// across the fleet").
+func (s *Store) WriteStatusFor(ctx context.Context, tk Ticket, batches []*order.UpdateBatch) {
 	start := time.Now()
 	w := statusStatePool.Get().(*statusState)
 	defer func() {
@@ -104,6 +145,8 @@ func (s *Store) WriteStatus(ctx context.Context, batches []*order.UpdateBatch) {
 			statusStatePool.Put(w)
 		}
 	}()
+	w.pubID = pgtype.Int4{Int32: tk.Publisher, Valid: true}
+	w.pubTicket = pgtype.Int8{Int64: tk.N, Valid: true}
 	for _, b := range batches {
 		for i := range b.Updates {
 			w.ups = append(w.ups, &b.Updates[i])
@@ -154,7 +197,7 @@ func (w *statusState) apply(ctx context.Context, tx pgx.Tx, step *string) error 
 	for i, id := range w.ids {
 		w.states[id] = &w.slots[i]
 	}
-	rows, err := tx.Query(ctx, lockOrdersSQL, w.ids)
+	rows, err := tx.Query(ctx, lockOrdersSQL, w.ids, &w.pubID)
 	if err != nil {
 		return err
 	}
@@ -165,18 +208,17 @@ func (w *statusState) apply(ctx context.Context, tx pgx.Tx, step *string) error 
 			rows.Close()
 			return fmt.Errorf("BUG: locked an order that was not asked for")
 		}
-		var status pgtype.Text
-		var version pgtype.Int4
-		if err := rows.Scan(nil, &status, &version); err != nil {
+		if err := rows.Scan(w.scan...); err != nil {
 			rows.Close()
 			return err
 		}
-		ps, ok := order.ParseStatus(status.String)
+		ps, ok := order.ParseStatus(w.scStatus.String)
 		if !ok {
 			rows.Close()
-			return fmt.Errorf("order has unknown status %q", status.String)
+			return fmt.Errorf("order has unknown status %q", w.scStatus.String)
 		}
-		st.found, st.status, st.version = true, ps, version.Int32
+		st.found, st.status, st.version = true, ps, w.scVersion.Int32
+		st.after = w.after()
 	}
 	rows.Close()
 	if err = rows.Err(); err != nil {
@@ -187,14 +229,19 @@ func (w *statusState) apply(ctx context.Context, tx pgx.Tx, step *string) error 
 	w.applied = w.applied[:0]
 	for i, u := range w.ups {
 		st := w.states[u.OrderID]
-		u.Event, u.EventSeq, u.Err = nil, 0, nil
+		u.Event, u.EventSeq, u.Err, u.After = nil, 0, nil, order.After{}
 		switch {
 		case !st.found:
 			u.Outcome, u.Previous, u.Version = order.UpdateNotFound, 0, 0
 		case u.Status == st.status:
 			u.Outcome, u.Previous, u.Version = order.UpdateNoop, st.status, st.version
 		case st.status.CanTransition(u.Status):
-			u.Outcome, u.Previous = order.UpdateApplied, st.status
+			u.Outcome, u.Previous, u.After = order.UpdateApplied, st.status, st.after
+			if st.after.Kind != order.AfterHeld {
+				// A later change in this transaction follows this one
+				// through the same Publish call.
+				st.after = order.After{Kind: order.AfterNothing}
+			}
 			st.status = u.Status
 			st.version++
 			st.at = u.ReceivedAt
@@ -222,7 +269,7 @@ func (w *statusState) apply(ctx context.Context, tx pgx.Tx, step *string) error 
 			w.updVersions = append(w.updVersions, st.version)
 			w.updAts = append(w.updAts, st.at)
 		}
-		if _, err = tx.Exec(ctx, applyStatusSQL, w.updIDs, w.updStatuses, w.updVersions, w.updAts); err != nil {
+		if _, err = tx.Exec(ctx, applyStatusSQL, w.updIDs, w.updStatuses, w.updVersions, w.updAts, &w.pubID, &w.pubTicket); err != nil {
 			return err
 		}
 		*step = "copy outbox"
@@ -236,6 +283,27 @@ func (w *statusState) apply(ctx context.Context, tx pgx.Tx, step *string) error 
 		}
 	}
 	return nil
+}
+
+// after classifies the row lockOrdersSQL just scanned: what the event of
+// the order's next version must wait for.
+func (w *statusState) after() order.After {
+	switch {
+	case w.scBlocked.Bool:
+		return order.After{Kind: order.AfterHeld}
+	case !w.scPubID.Valid:
+		// Written before migration 0007, by the rules of the time.
+		return order.After{Kind: order.AfterUnknown}
+	case w.scPubID.Int32 == 0:
+		// Written with no fast path: its event waits for the sweeper.
+		return order.After{Kind: order.AfterHeld}
+	case w.scResolved.Valid && w.scResolved.Bool:
+		// Acknowledged: its publisher has resolved it with no hold.
+		return order.After{Kind: order.AfterNothing}
+	}
+	// This transaction's own publisher (it knows its tickets), or another
+	// one that had not resolved the ticket yet.
+	return order.After{Kind: order.AfterTicket, Publisher: w.scPubID.Int32, Ticket: w.scTicket.Int64}
 }
 
 // changedEvents appends the order.status_changed outbox event of each

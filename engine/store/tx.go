@@ -143,6 +143,15 @@ type commitError struct{ err error }
 func (e *commitError) Error() string { return "commit (outcome unknown): " + e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
 
+// CommitUnknown reports whether err, the error of a write that failed
+// (order.Update.Err, order.Result.Err), leaves its outcome unknown: the
+// transaction reached COMMIT and may have committed. Any other failure
+// committed nothing.
+func CommitUnknown(err error) bool {
+	var ce *commitError
+	return errors.As(err, &ce)
+}
+
 // classify decides what to do about an error of commitOnce, by behaviour and
 // SQLSTATE, never by message text.
 func classify(err error) errKind {

@@ -9,7 +9,8 @@ import (
 	"github.com/orderflow/orderflow/engine/order"
 )
 
-// wireParams encodes writeOrdersSQL's sixteen array parameters in
+// wireParams encodes writeOrdersSQL's sixteen array parameters (and its two
+// scalar ones) in
 // PostgreSQL's binary array format, straight from the orders into one
 // reused buffer, for PgConn.ExecPrepared. pgx's own array encoding boxes
 // every element in an interface (FlatArray.Index), one allocation per
@@ -36,11 +37,11 @@ const (
 	oidBytea       = pgtype.ByteaOID
 )
 
-// fill encodes set (sorted by id) and returns the parameter values, views of
-// p's buffer valid until the next fill or reset. Only the first order of
-// each id goes in: the others are duplicates or conflicts of it, for the
-// lookup to classify.
-func (p *wireParams) fill(set []*order.Order) [][]byte {
+// fill encodes set (sorted by id) and the Ticket (pub, ticket: $17, $18)
+// and returns the parameter values, views of p's buffer valid until the
+// next fill or reset. Only the first order of each id goes in: the others
+// are duplicates or conflicts of it, for the lookup to classify.
+func (p *wireParams) fill(set []*order.Order, pub int32, ticket int64) [][]byte {
 	p.reset()
 	items, keyNull, parentNull, stateNull := 0, false, false, false
 	for i, o := range set {
@@ -158,6 +159,13 @@ func (p *wireParams) fill(set []*order.Order) [][]byte {
 			p.text(o.TraceState)
 		}
 	}
+	p.end(s)
+	// $17, $18: the Ticket, scalars.
+	s = len(p.buf)
+	p.buf = binary.BigEndian.AppendUint32(p.buf, uint32(pub))
+	p.end(s)
+	s = len(p.buf)
+	p.buf = binary.BigEndian.AppendUint64(p.buf, uint64(ticket))
 	p.end(s)
 
 	for _, sp := range p.spans {

@@ -34,9 +34,9 @@ func TestWireParamsMatchPgx(t *testing.T) {
 		set = append(set, &o)
 	}
 	var p wireParams
-	vals := p.fill(set)
-	if len(vals) != 16 {
-		t.Fatalf("%d parameters; want 16", len(vals))
+	vals := p.fill(set, 7, 1<<40+3)
+	if len(vals) != 18 {
+		t.Fatalf("%d parameters; want 18", len(vals))
 	}
 	m := pgtype.NewMap()
 	scan := func(i int, oid uint32, dst any) {
@@ -54,6 +54,13 @@ func TestWireParamsMatchPgx(t *testing.T) {
 		payloads                                 [][]byte
 		parents, states                          []pgtype.Text
 	)
+	var pub int32
+	var ticket int64
+	scan(16, pgtype.Int4OID, &pub)
+	scan(17, pgtype.Int8OID, &ticket)
+	if pub != 7 || ticket != 1<<40+3 {
+		t.Errorf("ticket = %d/%d; want 7/%d", pub, ticket, int64(1<<40+3))
+	}
 	scan(0, pgtype.TextArrayOID, &ids)
 	scan(1, pgtype.TextArrayOID, &users)
 	scan(2, pgtype.TextArrayOID, &currencies)
@@ -115,7 +122,7 @@ func TestWireParamsMatchPgx(t *testing.T) {
 	}
 
 	// An empty set encodes empty arrays.
-	vals = p.fill(nil)
+	vals = p.fill(nil, 0, 0)
 	var empty []string
 	if err := m.Scan(pgtype.TextArrayOID, pgtype.BinaryFormatCode, vals[0], &empty); err != nil || len(empty) != 0 {
 		t.Fatalf("empty ids: %v %v", empty, err)

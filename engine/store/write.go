@@ -33,8 +33,10 @@ var (
 // DO NOTHING skips rows that collide on the id or on the idempotency key,
 // also with rows earlier in the same statement: RETURNING lists exactly the
 // rows this transaction created.
-const insertOrdersSQL = `INSERT INTO orders (id, user_id, status, currency, total_cents, version, created_at, updated_at, idempotency_key, content_hash)
-SELECT id, user_id, 'created', currency, total_cents, 1, created_at, received_at, idempotency_key, content_hash
+//
+// $1 and $2 are the transaction's Ticket (pub_id, pub_ticket).
+const insertOrdersSQL = `INSERT INTO orders (id, user_id, status, currency, total_cents, version, created_at, updated_at, idempotency_key, content_hash, pub_id, pub_ticket)
+SELECT id, user_id, 'created', currency, total_cents, 1, created_at, received_at, idempotency_key, content_hash, $1::int4, $2::int8
 FROM orderflow_stage ORDER BY seq
 ON CONFLICT DO NOTHING
 RETURNING id, content_hash, idempotency_key`
@@ -52,12 +54,14 @@ RETURNING id, content_hash, idempotency_key`
 // seqs among different orders is free (each has one event here). The
 // result is one row per created order with its event's seq.
 //
+// $17 and $18 are the Ticket (pub_id, pub_ticket).
+//
 // The staged path (insertOrdersSQL, COPY of items and outbox) costs 8
 // round trips per group commit (BEGIN, INSERT, 2 per COPY, the seqs,
 // COMMIT); this one costs 1 (BenchmarkWriteOrders, method=unnest).
 const writeOrdersSQL = `WITH ins AS (
-  INSERT INTO orders (id, user_id, status, currency, total_cents, version, created_at, updated_at, idempotency_key, content_hash)
-  SELECT id, user_id, 'created', currency, total_cents, 1, created_at, received_at, idempotency_key, content_hash
+  INSERT INTO orders (id, user_id, status, currency, total_cents, version, created_at, updated_at, idempotency_key, content_hash, pub_id, pub_ticket)
+  SELECT id, user_id, 'created', currency, total_cents, 1, created_at, received_at, idempotency_key, content_hash, $17::int4, $18::int8
   FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::int8[])
     WITH ORDINALITY AS s(id, user_id, currency, total_cents, created_at, received_at, idempotency_key, content_hash, seq)
   ORDER BY seq
@@ -77,8 +81,10 @@ ev AS (
   RETURNING order_id, seq)
 SELECT ins.id, ins.content_hash, ins.idempotency_key, ev.seq FROM ins JOIN ev ON ev.order_id = ins.id`
 
-// lookupOrdersSQL reads the stored orders that kept staged rows out.
-const lookupOrdersSQL = `SELECT id, idempotency_key, content_hash, status, total_cents, version
+// lookupOrdersSQL reads the stored orders that kept staged rows out, with
+// the Ticket each was written under (0, 0 for none).
+const lookupOrdersSQL = `SELECT id, idempotency_key, content_hash, status, total_cents, version,
+  coalesce(pub_id, 0), coalesce(pub_ticket, 0)
 FROM orders WHERE id = ANY($1) OR idempotency_key = ANY($2)`
 
 // WriteOrders commits the orders of batches to PostgreSQL in one transaction
@@ -105,10 +111,25 @@ FROM orders WHERE id = ANY($1) OR idempotency_key = ANY($2)`
 // The batches' strings are views into their arenas: WriteOrders reads them
 // only during the call and retains nothing after it returns. The Result.Err
 // values may be kept.
+//
+// WriteOrders writes the orders with no fast path (the zero Ticket): tools
+// and tests that publish nothing themselves. The engine uses WriteOrdersFor.
 func (s *Store) WriteOrders(ctx context.Context, batches []*order.Batch) {
+	s.WriteOrdersFor(ctx, Ticket{}, batches)
+}
+
+// WriteOrdersFor is WriteOrders for the fast path named by tk: the orders'
+// rows record it, so that a later version's transaction knows whose
+// acknowledgement to wait for (see doc.go, "Order across the fleet"). An
+// order an earlier attempt of this same call may have committed (the single
+// statement's connection was lost, see commitStatement) comes back as a
+// duplicate with Result.LeftToSweeper set: its event was handed to nobody.
+func (s *Store) WriteOrdersFor(ctx context.Context, tk Ticket, batches []*order.Batch) {
 	start := time.Now()
 	w := getWriteState()
 	defer putWriteState(w)
+	w.pubID = pgtype.Int4{Int32: tk.Publisher, Valid: true}
+	w.pubTicket = pgtype.Int8{Int64: tk.N, Valid: true}
 	for _, b := range batches {
 		for i := range b.Orders {
 			o := &b.Orders[i]
@@ -183,7 +204,9 @@ func (s *Store) commitOnce(parent context.Context, w *writeState, set []*order.O
 // order stored under its id with its own hash and answers it as a duplicate
 // (the stored order, 200), and the outbox holds its one order.created
 // event, which the sweeper publishes (the retry has no seq to hand the fast
-// path). Nothing is lost or doubled; the client sees a replay.
+// path; the order comes back with Result.LeftToSweeper, so that the engine
+// holds it and no instance publishes a later version ahead of it). Nothing
+// is lost or doubled; the client sees a replay.
 func (s *Store) commitStatement(parent context.Context, w *writeState, set []*order.Order) error {
 	ctx, cancel := context.WithTimeout(parent, s.cfg.TxTimeout)
 	defer cancel()
@@ -198,7 +221,7 @@ func (s *Store) commitStatement(parent context.Context, w *writeState, set []*or
 	if err != nil {
 		return s.statementError(c.Conn(), err)
 	}
-	rr := c.Conn().PgConn().ExecPrepared(ctx, sd.Name, w.wire.fill(set), writeOrdersFormats, writeOrdersFormats)
+	rr := c.Conn().PgConn().ExecPrepared(ctx, sd.Name, w.wire.fill(set, w.pubID.Int32, w.pubTicket.Int64), writeOrdersFormats, writeOrdersFormats)
 	inserted, err := readCreated(rr, set)
 	if err != nil {
 		return s.statementError(c.Conn(), err)
@@ -244,7 +267,7 @@ func (s *Store) commitStaged(parent context.Context, w *writeState, set []*order
 			return err
 		}
 		*step = "insert orders"
-		inserted, err := insertReturning(ctx, tx, set, insertOrdersSQL)
+		inserted, err := insertReturning(ctx, tx, set, insertOrdersSQL, w.ticketArgs...)
 		if err != nil {
 			return err
 		}
@@ -374,11 +397,13 @@ type querier interface {
 // storedOrder is a row of lookupOrdersSQL; id and key point into the
 // writeState arena.
 type storedOrder struct {
-	id, key string
-	hash    int64
-	status  order.Status
-	total   int64
-	version int32
+	id, key   string
+	hash      int64
+	status    order.Status
+	total     int64
+	version   int32
+	pubID     int32
+	pubTicket int64
 }
 
 // classifyExisting sets the Result of every order of set that the INSERT
@@ -402,7 +427,7 @@ func (w *writeState) classifyExisting(ctx context.Context, q querier, set []*ord
 	}
 	for rows.Next() {
 		raw, fd := rows.RawValues(), rows.FieldDescriptions()
-		if len(raw) != 6 {
+		if len(raw) != 8 {
 			rows.Close()
 			return fmt.Errorf("%w: lookup returned %d columns", errBug, len(raw))
 		}
@@ -416,7 +441,11 @@ func (w *writeState) classifyExisting(ctx context.Context, q querier, set []*ord
 		so.total, e2 = rawInt(raw[4], fd[4].Format)
 		v, e3 := rawInt(raw[5], fd[5].Format)
 		so.version = int32(v)
-		if err := errors.Join(e1, e2, e3); err != nil || !ok {
+		pub, e4 := rawInt(raw[6], fd[6].Format)
+		so.pubID = int32(pub)
+		tk, e5 := rawInt(raw[7], fd[7].Format)
+		so.pubTicket = tk
+		if err := errors.Join(e1, e2, e3, e4, e5); err != nil || !ok {
 			rows.Close()
 			return fmt.Errorf("%w: stored order %q: status %q: %v", errBug, so.id, raw[3], err)
 		}
@@ -435,7 +464,8 @@ func (w *writeState) classifyExisting(ctx context.Context, q querier, set []*ord
 		if i, found := slices.BinarySearchFunc(w.stored, o.ID, func(so storedOrder, id string) int { return strings.Compare(so.id, id) }); found {
 			so := &w.stored[i]
 			if so.hash == int64(o.Hash) {
-				o.Result = order.Result{Outcome: order.OutcomeDuplicate, Status: so.status, TotalCents: so.total, Version: so.version}
+				o.Result = order.Result{Outcome: order.OutcomeDuplicate, Status: so.status, TotalCents: so.total, Version: so.version,
+					LeftToSweeper: w.leftToSweeper(so)}
 			} else {
 				o.Result = order.Result{Outcome: order.OutcomeConflict}
 			}
@@ -448,6 +478,23 @@ func (w *writeState) classifyExisting(ctx context.Context, q querier, set []*ord
 		return fmt.Errorf("%w: order %q was neither inserted nor found", errBug, o.ID)
 	}
 	return nil
+}
+
+// leftToSweeper reports whether stored order so was written by an earlier
+// attempt of this very call (its Ticket) and no order of the call is
+// created under its id: an attempt whose outcome was unknown committed it,
+// and nobody handed its event to the fast path.
+func (w *writeState) leftToSweeper(so *storedOrder) bool {
+	if so.pubID == 0 || so.pubID != w.pubID.Int32 || so.pubTicket != w.pubTicket.Int64 {
+		return false
+	}
+	i, _ := slices.BinarySearchFunc(w.all, so.id, func(o *order.Order, id string) int { return strings.Compare(o.ID, id) })
+	for ; i < len(w.all) && w.all[i].ID == so.id; i++ {
+		if w.all[i].Result.Outcome == order.OutcomeCreated {
+			return false
+		}
+	}
+	return true
 }
 
 // rawInt decodes an integer column from its wire bytes (binary int2/4/8 or

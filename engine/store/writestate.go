@@ -3,6 +3,8 @@ package store
 import (
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/orderflow/orderflow/engine/internal/bytesutil"
 	"github.com/orderflow/orderflow/engine/order"
 )
@@ -22,10 +24,16 @@ type writeState struct {
 	keys    []string
 	stored  []storedOrder
 	arena   bytesutil.Arena
+	// The call's Ticket, passed by pointer (no boxing per statement), and
+	// the argument list that points at it (insertOrdersSQL's).
+	pubID      pgtype.Int4
+	pubTicket  pgtype.Int8
+	ticketArgs []any
 }
 
 var writeStatePool = sync.Pool{New: func() any {
 	w := &writeState{}
+	w.ticketArgs = []any{&w.pubID, &w.pubTicket}
 	w.stage.init()
 	w.items.init()
 	w.outbox.init()

@@ -3,6 +3,7 @@ package enginetest
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -49,6 +50,43 @@ func KafkaSwitch(c *kfake.Cluster) *atomic.Bool {
 		return nil, errors.New("broker down (test)"), true
 	})
 	return &down
+}
+
+// KafkaSwitchFor is KafkaSwitch for one engine of a fleet that shares c: c
+// refuses the produce requests of in's Kafka client only (recognised by its
+// idempotent producer id, which a closed connection does not change), so
+// that the broker is gone for that instance and up for the others.
+func KafkaSwitchFor(t testing.TB, c *kfake.Cluster, in *Instance) *atomic.Bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pid, _, err := in.Engine.Publisher().Client().ProducerID(ctx)
+	if err != nil {
+		t.Fatalf("enginetest: producer id of %s: %v", in.URL, err)
+	}
+	var down atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if !down.Load() || !producedBy(req.(*kmsg.ProduceRequest), pid) {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		return nil, errors.New("broker down for this producer (test)"), true
+	})
+	return &down
+}
+
+// producedBy reports whether a produce request carries a record batch of
+// producer pid.
+func producedBy(req *kmsg.ProduceRequest, pid int64) bool {
+	for _, tp := range req.Topics {
+		for _, pp := range tp.Partitions {
+			var rb kmsg.RecordBatch
+			if err := rb.ReadFrom(pp.Records); err == nil && rb.ProducerID == pid {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // NewConsumer returns a client that reads Topic from its first offset,
@@ -203,6 +241,45 @@ func endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
 		return nil, errors.New("no partitions")
 	}
 	return ends, nil
+}
+
+// ReadVersions consumes Topic from the start, removing every ce_id it sees
+// from want, until want is empty and the topic is drained (two empty polls),
+// or within passes. It returns, per order id under keyPrefix, the versions
+// in topic order, repeats included (what a consumer deduping on ce_id must
+// see in order). Each record is checked against api/asyncapi.yaml
+// (apitest.CheckRecord).
+func ReadVersions(t testing.TB, brokers []string, keyPrefix string, want map[string]struct{}, within time.Duration) map[string][]int32 {
+	t.Helper()
+	cl := NewConsumer(t, brokers)
+	defer cl.Close()
+	seq := map[string][]int32{}
+	deadline := time.Now().Add(within)
+	idle := 0
+	for time.Now().Before(deadline) && (len(want) > 0 || idle < 2) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		got := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			if !strings.HasPrefix(string(r.Key), keyPrefix) {
+				return
+			}
+			apitest.CheckRecord(t, r)
+			ce := Header(r, "ce_id")
+			delete(want, ce)
+			i := strings.LastIndexByte(ce, '/')
+			v, _ := strconv.Atoi(ce[i+1:])
+			seq[ce[:i]] = append(seq[ce[:i]], int32(v))
+		})
+		if got == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+	}
+	return seq
 }
 
 // Header returns the value of r's first header named key ("" if none).

@@ -59,21 +59,26 @@ type Timers struct {
 	// Linger is how long an order writer waits for more rows before it
 	// commits a batch smaller than the maximum (Pipeline.Linger).
 	Linger time.Duration
+	// OrderWait is how long the fast path waits for another instance to
+	// publish an order's previous version (Publish.OrderWait).
+	OrderWait time.Duration
 }
 
 // TestTimers are the timers Start uses unless told otherwise: a record the
 // fast path could not deliver within a second is swept about two seconds
 // after its commit instead of half a minute, the Kafka client notices a
 // broker that came back within 100 ms (franz-go otherwise takes seconds per
-// retriable error), and a catalog change is seen within a second (no test
-// needs it sooner, and a shorter refresh only loads a shared machine).
-// Linger keeps the engine's default.
+// retriable error), a catalog change is seen within a second (no test
+// needs it sooner, and a shorter refresh only loads a shared machine), and
+// an event whose previous version another instance cannot publish goes to
+// the sweeper after half a second. Linger keeps the engine's default.
 var TestTimers = Timers{
 	SweepInterval:   100 * time.Millisecond,
 	SweepGrace:      2 * time.Second,
 	DeliveryTimeout: time.Second,
 	MetadataMinAge:  100 * time.Millisecond,
 	CatalogRefresh:  time.Second,
+	OrderWait:       500 * time.Millisecond,
 }
 
 func (tm Timers) apply(c *engine.Config) {
@@ -88,6 +93,7 @@ func (tm Timers) apply(c *engine.Config) {
 	set(&c.Publish.MetadataMinAge, tm.MetadataMinAge)
 	set(&c.Catalog.RefreshInterval, tm.CatalogRefresh)
 	set(&c.Pipeline.Linger, tm.Linger)
+	set(&c.Publish.OrderWait, tm.OrderWait)
 }
 
 // Option changes what Start sets up. Options apply in order; WithConfig
