@@ -286,7 +286,7 @@ func alertRules(t *testing.T) []alertRule {
 func TestDashboardAndAlertsUseExistingMetrics(t *testing.T) {
 	const mainKey, slowKey = "k_main_0123456789abcdef", "k_slow_0123456789abcdef"
 	env, base, admin := serverEnv(t, testDB(t),
-		"ORDERFLOW_API_KEYS=main:"+mainKey+",slow:"+slowKey+":1:1",
+		"ORDERFLOW_API_KEYS=main:"+mainKey+",slow:"+slowKey+":0.001:1",
 		"ORDERFLOW_INGEST_MAX_BODY_BYTES=4096",
 		"ORDERFLOW_INGEST_MAX_INFLIGHT=2",
 		"ORDERFLOW_INGEST_MAX_QUEUE_WAIT=1ms",
@@ -316,7 +316,9 @@ func TestDashboardAndAlertsUseExistingMetrics(t *testing.T) {
 	expect(409, "POST", "/v1/orders/m_1/status", js, []byte(`{"status":"created"}`), auth...)
 	expect(200, "POST", "/v1/order-batches", nd, append(append(orderJSON("m_b1"), '\n'), orderJSON("m_b2")...), auth...)
 	expect(200, "POST", "/v1/status-updates", nd, []byte(`{"id":"m_b1","status":"paid"}`+"\n"+`{"id":"m_b2","status":"cancelled"}`), auth...)
-	// The slow key's limit is 1/s: the second request in a row is 429.
+	// The slow key has one token, refilled after 1000s (at 1/s a commit
+	// slower than a second on a busy machine refilled it): the second
+	// request in a row is 429.
 	expect(201, "POST", "/v1/orders", js, orderJSON("m_s1"), "Authorization", "Bearer "+slowKey)
 	expect(429, "POST", "/v1/orders", js, orderJSON("m_s2"), "Authorization", "Bearer "+slowKey)
 	// 2 in-flight slots and a 1ms wait: 32 requests at once get some 503s.

@@ -36,19 +36,7 @@ func TestQueueFullAnswers503AtOnce(t *testing.T) {
 		c.Pipeline.WriteTimeout = 3 * time.Minute
 		c.Ingest.AckTimeout = 3 * time.Minute
 	})
-	ctx := context.Background()
-	lock, err := pgx.Connect(ctx, env.DatabaseURL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer lock.Close(ctx)
-	tx, err := lock.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := lockOrders(t, env.DatabaseURL)
 	u, _ := url.Parse(env.DatabaseURL)
 	dbName := strings.TrimPrefix(u.Path, "/")
 	// A starved machine can take seconds to serve /metrics.
@@ -85,9 +73,7 @@ func TestQueueFullAnswers503AtOnce(t *testing.T) {
 		t.Fatalf("POST with a full queue, the writer held: got %s (Retry-After %q); want 503 overloaded with Retry-After, before the lock is released", r, r.header.Get("Retry-After"))
 	}
 	t.Logf("503 after %v", time.Since(start))
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	for range 3 {
 		if r := <-results; r.code != http.StatusCreated {
 			t.Errorf("admitted order: got %s; want 201 once the lock is gone", r)
@@ -99,6 +85,34 @@ func TestQueueFullAnswers503AtOnce(t *testing.T) {
 	if n := env.count(`SELECT count(*) FROM orders`); n != 3 {
 		t.Errorf("orders = %d; want 3", n)
 	}
+}
+
+// lockOrders takes an ACCESS EXCLUSIVE lock on the orders table in a
+// transaction of its own, so that every order commit waits, until release
+// is called (at the latest when the test ends).
+func lockOrders(t *testing.T, dbURL string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err == nil {
+		_, err = tx.Exec(ctx, "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+	}
+	if err != nil {
+		conn.Close(ctx)
+		t.Fatalf("lock orders: %v", err)
+	}
+	release = sync.OnceFunc(func() {
+		if err := tx.Rollback(ctx); err != nil {
+			t.Errorf("release the orders lock: %v", err)
+		}
+		conn.Close(ctx)
+	})
+	t.Cleanup(release)
+	return release
 }
 
 // With PostgreSQL refusing connections, orders get 503 quickly (never a

@@ -1,15 +1,12 @@
 package engine_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/engine"
 	"github.com/orderflow/orderflow/engine/ingest"
@@ -99,19 +96,7 @@ func TestAPIKeyRotationUnderLoad(t *testing.T) {
 	// waiting for its commit, rotate, then let them go: the removed key's
 	// requests in flight are admitted before the rotation and answered
 	// after it, on events rather than on where a sleep happens to fall.
-	ctx := context.Background()
-	lock, err := pgx.Connect(ctx, in.DatabaseURL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer lock.Close(ctx)
-	tx, err := lock.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	release := lockOrders(t, in.DatabaseURL)
 	hc := &http.Client{Timeout: 10 * time.Second}
 	waitFor(t, time.Minute, "every worker's request admitted and held", func() bool {
 		n, _ := metricValue(hc, in.AdminURL, "orderflow_inflight_requests")
@@ -122,9 +107,7 @@ func TestAPIKeyRotationUnderLoad(t *testing.T) {
 	}
 	rotated := time.Now()
 	wg.Go(func() { load(before, added) })
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	// Once every worker has sent a request after the rotation, each one
 	// that was in flight at the rotation has been answered.
 	waitFor(t, time.Minute, "every worker answered a request sent after the rotation", func() bool {

@@ -217,11 +217,7 @@ func TestClosedLoopHidesTheStall(t *testing.T) {
 	})
 	t.Cleanup(release) // before the server's own cleanup waits for its handlers
 	cfg := Config{Target: srv.URL, Conns: 1, MaxRequests: 100, Duration: untilMax}
-	type outcome struct {
-		res *Result
-		n   int64 // requests that had arrived when the stall ended
-	}
-	done := make(chan outcome, 1)
+	arrived := make(chan int64, 1) // requests that had arrived when the stall ended
 	go func() {
 		deadline := time.Now().Add(time.Minute)
 		for srv.Requests() < 40 && time.Now().Before(deadline) {
@@ -230,12 +226,11 @@ func TestClosedLoopHidesTheStall(t *testing.T) {
 		time.Sleep(stall)
 		n := srv.Requests()
 		release()
-		done <- outcome{n: n}
+		arrived <- n
 	}()
 	res, _ := mustRun(t, cfg)
-	o := <-done
-	if o.n != 40 {
-		t.Fatalf("%d requests had arrived when the 40th had been held %v; want 40: a closed loop sends nothing while it waits", o.n, stall)
+	if n := <-arrived; n != 40 {
+		t.Fatalf("%d requests had arrived when the 40th had been held %v; want 40: a closed loop sends nothing while it waits", n, stall)
 	}
 	l := res.Report.Latency
 	if l.Count != 100 {
