@@ -21,6 +21,7 @@ func TestConfigDefaults(t *testing.T) {
 		{Orderflow: "o", Broker: "b", Duration: time.Second, Interval: time.Minute},
 		{Orderflow: "o", Broker: "b", Share: 3},
 		{Orderflow: "o", Broker: "b", Interval: time.Minute, Compare: 90 * time.Second, Duration: time.Hour},
+		{Orderflow: "o", Broker: "b", PostgresSettings: map[string]string{"autovacuum": "off"}},
 	} {
 		if err := bad.WithDefaults().Validate(); err == nil {
 			t.Fatalf("Validate(%+v): want an error", bad)

@@ -35,6 +35,9 @@ type Report struct {
 	Interval   string    `json:"interval"`
 	Compare    string    `json:"compare"`
 	Share      float64   `json:"share"`
+	// PostgresSettings are the -c settings the private PostgreSQL ran with
+	// (autovacuum and any the soak was given; the rest are initdb's).
+	PostgresSettings map[string]string `json:"postgres_settings"`
 	// MaxOrdersPerSecond is the closed-loop maximum measured first (0 when
 	// the rate was given); Rate the open-loop rate offered.
 	MaxOrdersPerSecond float64 `json:"max_orders_per_second,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -41,6 +42,11 @@ type Config struct {
 	ProbeConns int
 	// Autovacuum is PostgreSQL's autovacuum setting. Default: true (on).
 	Autovacuum *bool
+	// PostgresSettings are more settings of the private PostgreSQL (-c
+	// name=value), e.g. a tuned shared_buffers or max_wal_size; everything
+	// else keeps initdb's defaults. An "autovacuum" key here is refused:
+	// Autovacuum says it.
+	PostgresSettings map[string]string
 	// Warmup is open-loop load sent at Rate before the clock starts (its
 	// orders are reconciled, not measured), so that the first window does
 	// not measure connection set-up. Default: 10s; negative: none.
@@ -129,6 +135,9 @@ func (c Config) Validate() error {
 	case c.Compare%c.Interval != 0:
 		return fmt.Errorf("soak: compare %v must be a multiple of interval %v", c.Compare, c.Interval)
 	}
+	if _, ok := c.PostgresSettings["autovacuum"]; ok {
+		return fmt.Errorf("soak: set autovacuum with Autovacuum (-autovacuum), not as a PostgreSQL setting")
+	}
 	return nil
 }
 
@@ -160,7 +169,10 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		Duration: cfg.Duration.String(), Interval: cfg.Interval.String(), Compare: cfg.Compare.String(), Share: cfg.Share}
 
 	// PostgreSQL, production defaults but for autovacuum as asked.
-	pg, err := privatepg.Start(ctx, privatepg.Options{Settings: map[string]string{"autovacuum": cfg.autovacuumSetting()},
+	settings := map[string]string{"autovacuum": cfg.autovacuumSetting()}
+	maps.Copy(settings, cfg.PostgresSettings)
+	rep.PostgresSettings = settings
+	pg, err := privatepg.Start(ctx, privatepg.Options{Settings: settings,
 		Database: "orderflow", DirPrefix: "orderflow-soak-pg-"})
 	if err != nil {
 		return nil, err

@@ -52,6 +52,17 @@ func parseFlags(args []string, stderr io.Writer) (soak.Config, bool, error) {
 	fs.DurationVar(&c.Probe, "probe", 30*time.Second, "how long the closed-loop maximum is measured")
 	fs.IntVar(&c.ProbeConns, "probe-conns", 64, "connections of the maximum's closed loop")
 	av := fs.String("autovacuum", "on", "PostgreSQL autovacuum: on or off")
+	fs.Func("pg", "a setting of the private PostgreSQL, `name=value` (repeatable), e.g. -pg max_wal_size=8GB", func(v string) error {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("want name=value")
+		}
+		if c.PostgresSettings == nil {
+			c.PostgresSettings = map[string]string{}
+		}
+		c.PostgresSettings[name] = value
+		return nil
+	})
 	fs.DurationVar(&c.Warmup, "warmup", 10*time.Second, "open-loop load before the clock starts (reconciled, not measured; 0: none)")
 	fs.DurationVar(&c.Interval, "interval", time.Minute, "sample and latency window interval")
 	fs.DurationVar(&c.Compare, "compare", 5*time.Minute, "span at the start and the end that the targets compare (at most a quarter of -duration)")

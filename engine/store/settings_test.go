@@ -109,3 +109,39 @@ func gaugeValue(t *testing.T, m *metrics.Metrics, setting, value string) float64
 	}
 	return 0
 }
+
+// The store's sessions run without JIT compilation whatever the server, the
+// database or the URL say: the relay's outbox queries are estimated above
+// jit_above_cost and were compiled at every run (~190 ms of CPU each, once a
+// second), for queries that take a few milliseconds.
+func TestSessionsRunWithoutJIT(t *testing.T) {
+	dbURL := pgtest.New(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, pgtest.AdminURL(), fmt.Sprintf(`ALTER DATABASE %q SET jit = on`, strings.TrimPrefix(u.Path, "/")))
+	if got := pgtest.Int64(t, dbURL, `SELECT (current_setting('jit') = 'on')::int`); got != 1 {
+		t.Fatalf("a plain session of the test database has jit %d; want on (1), or this test proves nothing", got)
+	}
+	s, err := New(context.Background(), Config{URL: dbURL + "&options=-c%20jit%3Don"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Every connection of the pool, held at once, not one reused.
+	for range min(3, int(s.pool.Config().MaxConns)) {
+		c, err := s.pool.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+		var jit string
+		if err := c.QueryRow(context.Background(), `SELECT current_setting('jit')`).Scan(&jit); err != nil {
+			t.Fatal(err)
+		}
+		if jit != "off" {
+			t.Fatalf("store session %d has jit = %s; want off", c.Conn().PgConn().PID(), jit)
+		}
+	}
+}
