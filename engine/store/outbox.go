@@ -141,7 +141,7 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 	if limit <= 0 {
 		return 0, time.Time{}, nil
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.sweep, func(tx pgx.Tx) error {
 		published, before = 0, time.Time{}
 		var mine bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&mine); err != nil {
@@ -451,7 +451,7 @@ const reclaimLockTimeout = "200ms"
 func (s *Store) ReclaimOutbox(ctx context.Context) (int, error) {
 	var slots int32
 	var genRows, low, head int64
-	if err := s.pool.QueryRow(ctx, ringShapeSQL).Scan(&slots, &genRows, &low, &head); err != nil {
+	if err := s.sweep.QueryRow(ctx, ringShapeSQL).Scan(&slots, &genRows, &low, &head); err != nil {
 		return 0, fmt.Errorf("read outbox ring: %w", err)
 	}
 	truncated := 0
@@ -478,14 +478,14 @@ func (s *Store) reclaimSlot(ctx context.Context, slot int32) (bool, error) {
 	var pending, hasRows bool
 	q := `SELECT coalesce((SELECT max(seq) FROM ` + events + `) >= (SELECT low_seq FROM outbox_ring), false),
   EXISTS (SELECT 1 FROM ` + events + `) OR EXISTS (SELECT 1 FROM ` + acks + `)`
-	if err := s.pool.QueryRow(ctx, q).Scan(&pending, &hasRows); err != nil {
+	if err := s.sweep.QueryRow(ctx, q).Scan(&pending, &hasRows); err != nil {
 		return false, fmt.Errorf("look at outbox slot %d: %w", slot, err)
 	}
 	if pending || !hasRows {
 		return false, nil
 	}
 	truncated := false
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.sweep, func(tx pgx.Tx) error {
 		var mine bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&mine); err != nil || !mine {
 			return err

@@ -845,3 +845,30 @@ FROM (SELECT nextval('outbox_seq') AS s FROM generate_series(1, $1::int)) q, out
 		t.Fatalf("watermark at the end = %d; want %d", low, total+1)
 	}
 }
+
+// TestSweepHoldsNoWriterConnection pins that a sweep runs on a connection
+// of its own: while its page is out (fn running, which is while the broker
+// acknowledges it), the group commit still gets the pool's only connection.
+func TestSweepHoldsNoWriterConnection(t *testing.T) {
+	url := pgtest.New(t)
+	s, err := New(context.Background(), Config{URL: url, MaxConns: 1, TxTimeout: 2 * time.Second, MaxRetries: -1}, nil, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	writeN(t, s, 3)
+	var during []int64
+	n, _, err := s.SweepEvents(context.Background(), 0, 10, func(evs []order.Event) error {
+		during = writeOrders(t, s, "ord_during")
+		return nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("SweepEvents = %d, %v; want 3, nil", n, err)
+	}
+	if len(during) != 1 || during[0] == 0 {
+		t.Fatalf("order written during the sweep: seqs %v; want one committed", during)
+	}
+}
