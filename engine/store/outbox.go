@@ -141,7 +141,7 @@ func (s *Store) SweepEvents(ctx context.Context, olderThan time.Duration, limit 
 	if limit <= 0 {
 		return 0, time.Time{}, nil
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.sweep, func(tx pgx.Tx) error {
 		published, before = 0, time.Time{}
 		var mine bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&mine); err != nil {
@@ -259,32 +259,75 @@ func settle(ctx context.Context, tx pgx.Tx) (low, high int64, settledAt, now tim
 	return low, high, settledAt, now, nil
 }
 
+// sweepWindowPages sizes the seq windows a sweep page is read in: the
+// first covers sweepWindowPages×limit seqs, each further one twice the one
+// before, up to sweepWindowMaxPages×limit. A page read over the whole
+// settled range at once materialised every acknowledgement in it; while a
+// backlog holds the watermark down and new orders keep coming, that is
+// every new order's acknowledgement since the backlog began, once per page:
+// the drain slowed as it went (1,500 events/s after a few minutes of intake
+// at half the maximum, BenchmarkBacklogDrain) and its PostgreSQL CPU was
+// taken from the writers. A window bounds a page's cost by the window, not
+// by how far the range reaches; the doubling crosses a long run of events
+// the fast path already published in a few reads.
+const (
+	sweepWindowPages    = 2
+	sweepWindowMaxPages = 64
+)
+
 // readSweepPage reads the page of a sweep over [low, high]: the events to
 // publish (copied into arena), the seqs of the events whose order has a
 // parked event (they are parked behind it, not published), the new low
-// watermark, and whether the sweep
-// reached the end (a younger event, or the end of the range).
+// watermark, and whether the sweep reached the end (a younger event, or the
+// end of the range). It reads the range in windows (sweepWindowPages) until
+// the page is full or the range ends.
 func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, high int64, olderThan time.Duration, limit int) (events []order.Event, behind []int64, next int64, done bool, err error) {
 	next = low
-	if high < low {
-		return nil, nil, next, true, nil
+	window := int64(limit) * sweepWindowPages
+	for lo := low; lo <= high; {
+		hi := high
+		if window <= high-lo {
+			hi = lo + window - 1
+		}
+		want := limit - len(events) - len(behind)
+		var read int
+		var cut bool
+		events, behind, read, next, cut, err = readSweepWindow(ctx, tx, arena, events, behind, lo, hi, olderThan, want)
+		switch {
+		case err != nil:
+			return nil, nil, 0, false, err
+		case cut:
+			return events, behind, next, true, nil
+		case read == want:
+			return events, behind, next, false, nil
+		}
+		lo = hi + 1
+		if window < int64(limit)*sweepWindowMaxPages {
+			window *= 2
+		}
 	}
-	rows, err := tx.Query(ctx, sweepEventsSQL, low, high, olderThan.Microseconds(), limit)
+	return events, behind, max(next, high+1), true, nil
+}
+
+// readSweepWindow appends to events and behind the unacknowledged events
+// with seq in [lo, hi], at most limit of them (see readSweepPage), and
+// returns how many it read, the watermark past them and whether it stopped
+// at an event younger than olderThan (cut; next is then that event's seq).
+func readSweepWindow(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, events []order.Event, behind []int64, lo, hi int64, olderThan time.Duration, limit int) (_ []order.Event, _ []int64, read int, next int64, cut bool, err error) {
+	rows, err := tx.Query(ctx, sweepEventsSQL, lo, hi, olderThan.Microseconds(), limit)
 	if err != nil {
-		return nil, nil, 0, false, err
+		return nil, nil, 0, 0, false, err
 	}
 	defer rows.Close()
 	var (
 		ev   order.Event
 		old  bool
 		wait bool
-		read int
-		cut  bool
 	)
 	for rows.Next() {
 		read++
 		if err := rows.Scan(&ev.Seq, nil, &ev.Version, nil, &ev.Time, nil, &old, &wait, nil, nil); err != nil {
-			return nil, nil, 0, false, err
+			return nil, nil, 0, 0, false, err
 		}
 		if !old {
 			// The fast path may still be on it: stop here, and come back
@@ -317,15 +360,12 @@ func readSweepPage(ctx context.Context, tx pgx.Tx, arena *bytesutil.Arena, low, 
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, nil, 0, false, err
+		return nil, nil, 0, 0, false, err
 	}
-	switch {
-	case cut:
-		return events, behind, next, true, nil
-	case read < limit:
-		return events, behind, high + 1, true, nil
+	if !cut && read < limit {
+		next = hi + 1
 	}
-	return events, behind, next, false, nil
+	return events, behind, read, next, cut, nil
 }
 
 // errSweepBusy is SweepEvents' answer when another sweep holds the lock: it
@@ -411,7 +451,7 @@ const reclaimLockTimeout = "200ms"
 func (s *Store) ReclaimOutbox(ctx context.Context) (int, error) {
 	var slots int32
 	var genRows, low, head int64
-	if err := s.pool.QueryRow(ctx, ringShapeSQL).Scan(&slots, &genRows, &low, &head); err != nil {
+	if err := s.sweep.QueryRow(ctx, ringShapeSQL).Scan(&slots, &genRows, &low, &head); err != nil {
 		return 0, fmt.Errorf("read outbox ring: %w", err)
 	}
 	truncated := 0
@@ -438,14 +478,14 @@ func (s *Store) reclaimSlot(ctx context.Context, slot int32) (bool, error) {
 	var pending, hasRows bool
 	q := `SELECT coalesce((SELECT max(seq) FROM ` + events + `) >= (SELECT low_seq FROM outbox_ring), false),
   EXISTS (SELECT 1 FROM ` + events + `) OR EXISTS (SELECT 1 FROM ` + acks + `)`
-	if err := s.pool.QueryRow(ctx, q).Scan(&pending, &hasRows); err != nil {
+	if err := s.sweep.QueryRow(ctx, q).Scan(&pending, &hasRows); err != nil {
 		return false, fmt.Errorf("look at outbox slot %d: %w", slot, err)
 	}
 	if pending || !hasRows {
 		return false, nil
 	}
 	truncated := false
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.sweep, func(tx pgx.Tx) error {
 		var mine bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&mine); err != nil || !mine {
 			return err

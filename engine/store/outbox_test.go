@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/orderflow/orderflow/engine/internal/bytesutil"
 	"github.com/orderflow/orderflow/engine/order"
 	"github.com/orderflow/orderflow/internal/pgtest"
 )
@@ -733,4 +734,141 @@ func statsPlanReads(t *testing.T, s *Store) (float64, []map[string]any) {
 	}
 	walk(plan[0]["Plan"].(map[string]any))
 	return read, plan
+}
+
+// rangeTx records the seq range of every sweepEventsSQL query run through it.
+type rangeTx struct {
+	pgx.Tx
+	ranges [][2]int64
+}
+
+func (r *rangeTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if sql == sweepEventsSQL {
+		r.ranges = append(r.ranges, [2]int64{args[0].(int64), args[1].(int64)})
+	}
+	return r.Tx.Query(ctx, sql, args...)
+}
+
+// TestSweepPageReadsWindows pins that a sweep page reads the settled range
+// in bounded windows: a backlog at the watermark with many events above it
+// that the fast path published (new orders during a drain) costs a page
+// what its window holds, not every acknowledgement up to the range's end;
+// and that windows change nothing a page returns: the unacknowledged old
+// events in seq order, up to limit, across long acknowledged runs, with
+// the watermark past them.
+func TestSweepPageReadsWindows(t *testing.T) {
+	s, url, _ := newTestStore(t)
+	ctx := context.Background()
+	const backlogN, ackedN, tailN, limit = 300, 20_000, 30, 100
+	total := backlogN + ackedN + tailN
+	pgtest.Exec(t, url, `INSERT INTO outbox_events (seq, slot, order_id, version, ce_type, ce_time, payload, enqueued_at)
+SELECT q.s, (q.s / r.gen_rows) % r.slots, 'ord_' || q.s, 1, 'order.created', now(), '\x7b7d'::bytea, now() - interval '1 minute'
+FROM (SELECT nextval('outbox_seq') AS s FROM generate_series(1, $1::int)) q, outbox_ring r`, total)
+	// The fast path published everything between the backlog and the tail,
+	// and every third event of the backlog past its first page.
+	var acked []int64
+	for seq := int64(backlogN + 1); seq <= backlogN+ackedN; seq++ {
+		acked = append(acked, seq)
+	}
+	for seq := int64(limit + 1); seq <= backlogN; seq += 3 {
+		acked = append(acked, seq)
+	}
+	if err := s.AckEvents(ctx, acked); err != nil {
+		t.Fatalf("AckEvents: %v", err)
+	}
+	isAcked := make(map[int64]bool, len(acked))
+	for _, seq := range acked {
+		isAcked[seq] = true
+	}
+
+	page := func(low int64) (seqs []int64, next int64, done bool, ranges [][2]int64) {
+		t.Helper()
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			rt := &rangeTx{Tx: tx}
+			var arena bytesutil.Arena
+			events, behind, n, d, err := readSweepPage(ctx, rt, &arena, low, int64(total), 30*time.Second, limit)
+			if len(behind) > 0 {
+				t.Errorf("readSweepPage(%d): %d events behind a parked one; want none", low, len(behind))
+			}
+			for _, e := range events {
+				seqs = append(seqs, e.Seq)
+			}
+			next, done, ranges = n, d, rt.ranges
+			return err
+		})
+		if err != nil {
+			t.Fatalf("readSweepPage(%d): %v", low, err)
+		}
+		return seqs, next, done, ranges
+	}
+
+	// The first page lies in the first window: one read of a few pages'
+	// worth of seqs, not of the 20,000 acknowledged ones above.
+	seqs, next, done, ranges := page(1)
+	if len(seqs) != limit || seqs[0] != 1 || seqs[limit-1] != limit || next != limit+1 || done {
+		t.Fatalf("first page: %d events %v…, next %d, done %v; want seqs 1..%d, next %d, not done", len(seqs), seqs[:min(3, len(seqs))], next, done, limit, limit+1)
+	}
+	if len(ranges) != 1 || ranges[0][1]-ranges[0][0]+1 > sweepWindowPages*limit {
+		t.Fatalf("first page read ranges %v; want one window of at most %d seqs", ranges, sweepWindowPages*limit)
+	}
+
+	// Then page after page to the end: every unacknowledged event once, in
+	// order, each read bounded, the last page crossing the acknowledged run
+	// to the tail.
+	var all []int64
+	low, pages := int64(limit+1), 0
+	for ; !done; pages++ {
+		if pages > 10 {
+			t.Fatalf("no end after %d pages (low %d)", pages, low)
+		}
+		seqs, next, done, ranges = page(low)
+		for _, r := range ranges {
+			if r[1]-r[0]+1 > sweepWindowMaxPages*limit {
+				t.Fatalf("page at %d read range %v: %d seqs; want at most %d", low, r, r[1]-r[0]+1, sweepWindowMaxPages*limit)
+			}
+		}
+		if next <= low {
+			t.Fatalf("page at %d: watermark %d did not move", low, next)
+		}
+		all, low = append(all, seqs...), next
+	}
+	var want []int64
+	for seq := int64(limit + 1); seq <= int64(total); seq++ {
+		if !isAcked[seq] {
+			want = append(want, seq)
+		}
+	}
+	if !slices.Equal(all, want) {
+		t.Fatalf("pages after the first returned %d events %v; want %d: %v", len(all), all, len(want), want)
+	}
+	if low != int64(total)+1 {
+		t.Fatalf("watermark at the end = %d; want %d", low, total+1)
+	}
+}
+
+// TestSweepHoldsNoWriterConnection pins that a sweep runs on a connection
+// of its own: while its page is out (fn running, which is while the broker
+// acknowledges it), the group commit still gets the pool's only connection.
+func TestSweepHoldsNoWriterConnection(t *testing.T) {
+	url := pgtest.New(t)
+	s, err := New(context.Background(), Config{URL: url, MaxConns: 1, TxTimeout: 2 * time.Second, MaxRetries: -1}, nil, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	writeN(t, s, 3)
+	var during []int64
+	n, _, err := s.SweepEvents(context.Background(), 0, 10, func(evs []order.Event) error {
+		during = writeOrders(t, s, "ord_during")
+		return nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("SweepEvents = %d, %v; want 3, nil", n, err)
+	}
+	if len(during) != 1 || during[0] == 0 {
+		t.Fatalf("order written during the sweep: seqs %v; want one committed", during)
+	}
 }
