@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -129,19 +130,26 @@ func TestSessionsRunWithoutJIT(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Every connection of the pool, held at once, not one reused.
-	for range min(3, int(s.pool.Config().MaxConns)) {
-		c, err := s.pool.Acquire(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Release()
-		var jit string
-		if err := c.QueryRow(context.Background(), `SELECT current_setting('jit')`).Scan(&jit); err != nil {
-			t.Fatal(err)
-		}
-		if jit != "off" {
-			t.Fatalf("store session %d has jit = %s; want off", c.Conn().PgConn().PID(), jit)
+	// Every connection of both pools (the writers' and the sweeper's), held
+	// at once, not one reused.
+	type pool interface {
+		Acquire(context.Context) (*pgxpool.Conn, error)
+		Config() *pgxpool.Config
+	}
+	for _, p := range []pool{s.pool, s.sweep} {
+		for range min(3, int(p.Config().MaxConns)) {
+			c, err := p.Acquire(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Release()
+			var jit string
+			if err := c.QueryRow(context.Background(), `SELECT current_setting('jit')`).Scan(&jit); err != nil {
+				t.Fatal(err)
+			}
+			if jit != "off" {
+				t.Fatalf("store session %d has jit = %s; want off", c.Conn().PgConn().PID(), jit)
+			}
 		}
 	}
 }
