@@ -120,3 +120,46 @@ func FindPostmaster(ctx context.Context, databaseURL string) (int, error) {
 	}
 	return pm.PID, nil
 }
+
+// MachineCPU is the machine's CPU time from /proc/stat, summed over every
+// CPU: Busy (user, nice, system, irq, softirq, steal) and Total (Busy plus
+// idle and iowait). Busy/Total over an interval is how loaded the box was.
+type MachineCPU struct {
+	Busy, Total time.Duration
+}
+
+// ReadMachineCPU reads the aggregate "cpu" line of /proc/stat (Linux only).
+func ReadMachineCPU() (MachineCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineCPU{}, err
+	}
+	return parseMachineCPU(b)
+}
+
+func parseMachineCPU(b []byte) (MachineCPU, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return MachineCPU{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	// user nice system idle iowait irq softirq steal [guest guest_nice]:
+	// guest time is already counted in user and nice.
+	var m MachineCPU
+	for i := 1; i <= 8; i++ {
+		v, err := strconv.ParseInt(string(f[i]), 10, 64)
+		if err != nil {
+			return MachineCPU{}, fmt.Errorf("/proc/stat: field %d of %q: %w", i, line, err)
+		}
+		d := time.Duration(v) * clockTick
+		m.Total += d
+		if i != 4 && i != 5 { // idle, iowait
+			m.Busy += d
+		}
+	}
+	return m, nil
+}
+
+// ProcessCPU is the CPU time (user + system) this process has used: the
+// load generator's own, when it runs in the process measuring.
+func ProcessCPU() time.Duration { return processCPU() }

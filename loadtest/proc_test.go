@@ -28,6 +28,28 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
+func TestParseMachineCPU(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	b := []byte("cpu  100 2 30 500 7 1 4 3 50 0\ncpu0 50 1 15 250 3 0 2 1 25 0\n")
+	m, err := parseMachineCPU(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := MachineCPU{Busy: 140 * clockTick, Total: 647 * clockTick}
+	if m != want {
+		t.Fatalf("parseMachineCPU = %+v; want %+v (guest is inside user, idle and iowait are not busy)", m, want)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3 4 5 6 7\n", "cpu 1 2 x 4 5 6 7 8\n"} {
+		if _, err := parseMachineCPU([]byte(bad)); err == nil {
+			t.Fatalf("parseMachineCPU(%q): want an error", bad)
+		}
+	}
+	live, err := ReadMachineCPU()
+	if err != nil || live.Total <= 0 || live.Busy > live.Total {
+		t.Fatalf("ReadMachineCPU = %+v, %v", live, err)
+	}
+}
+
 // TestProcessTreeCPUCountsExitedChildren burns CPU in a child that exits:
 // its time must show in the parent's tree total, as an exited PostgreSQL
 // backend's does in the postmaster's.

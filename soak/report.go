@@ -83,6 +83,11 @@ type Window struct {
 	ServerCPUMicrosPerOrder   float64 `json:"server_cpu_us_per_order"`
 	PostgresCPUMicrosPerOrder float64 `json:"postgres_cpu_us_per_order"`
 	BrokerCPUMicrosPerOrder   float64 `json:"broker_cpu_us_per_order"`
+	// SoakCPUMicrosPerOrder is the load generator's (this process's) CPU
+	// per acknowledged order; MachineBusy the share of the whole box's CPU
+	// that was busy during the window (0–1), everything on it included.
+	SoakCPUMicrosPerOrder float64 `json:"soak_cpu_us_per_order"`
+	MachineBusy           float64 `json:"machine_busy"`
 	// WALBytesPerOrder is WAL written per acknowledged order.
 	WALBytesPerOrder float64 `json:"wal_bytes_per_order"`
 	// Sizes and outbox rows at the window's end; OutboxPeakBytes the
@@ -109,6 +114,8 @@ type Span struct {
 	P999Micros                int64   `json:"p99_9_us"`
 	ServerCPUMicrosPerOrder   float64 `json:"server_cpu_us_per_order"`
 	PostgresCPUMicrosPerOrder float64 `json:"postgres_cpu_us_per_order"`
+	// MachineBusy is the share of the box's CPU busy over the span (0–1).
+	MachineBusy float64 `json:"machine_busy"`
 }
 
 // Reconcile is the end-of-soak check of every acknowledged order (the
@@ -188,7 +195,11 @@ func (r *Report) build(cfg Config, load *loadtest.Result) {
 			w.ServerCPUMicrosPerOrder = (b.ServerCPUSeconds - a.ServerCPUSeconds) * per
 			w.PostgresCPUMicrosPerOrder = (b.PostgresCPUSeconds - a.PostgresCPUSeconds) * per
 			w.BrokerCPUMicrosPerOrder = (b.BrokerCPUSeconds - a.BrokerCPUSeconds) * per
+			w.SoakCPUMicrosPerOrder = (b.SoakCPUSeconds - a.SoakCPUSeconds) * per
 			w.WALBytesPerOrder = float64(b.WALBytes-a.WALBytes) / float64(w.Acked)
+		}
+		if d := b.MachineSeconds - a.MachineSeconds; d > 0 {
+			w.MachineBusy = (b.MachineBusySeconds - a.MachineBusySeconds) / d
 		}
 		r.Windows = append(r.Windows, w)
 	}
@@ -216,6 +227,9 @@ func (r *Report) span(name string, load *loadtest.Result, i, j int, interval tim
 		per := 1e6 / float64(s.Acked)
 		s.ServerCPUMicrosPerOrder = (r.Samples[j].ServerCPUSeconds - r.Samples[i].ServerCPUSeconds) * per
 		s.PostgresCPUMicrosPerOrder = (r.Samples[j].PostgresCPUSeconds - r.Samples[i].PostgresCPUSeconds) * per
+	}
+	if d := r.Samples[j].MachineSeconds - r.Samples[i].MachineSeconds; d > 0 {
+		s.MachineBusy = (r.Samples[j].MachineBusySeconds - r.Samples[i].MachineBusySeconds) / d
 	}
 	return s
 }
@@ -353,12 +367,12 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	if l := r.Load; l != nil && l.Counts.DroppedByGenerator > 0 {
 		fmt.Fprintf(&b, "WARNING: %d requests dropped by the generator (max in-flight reached): the offered rate was not offered\n", l.Counts.DroppedByGenerator)
 	}
-	fmt.Fprintf(&b, "%7s %9s %8s %8s %8s %7s %8s %8s %8s %9s %9s %9s %10s %10s %9s %8s\n",
-		"minute", "orders/s", "p50", "p99", "p99.9", "errors", "srv µs", "pg µs", "WAL B", "orders", "items", "outbox", "outbox pk", "live/dead", "events", "repeats")
+	fmt.Fprintf(&b, "%7s %9s %8s %8s %8s %7s %8s %8s %8s %5s %8s %9s %9s %9s %10s %10s %9s %8s\n",
+		"minute", "orders/s", "p50", "p99", "p99.9", "errors", "srv µs", "pg µs", "gen µs", "box", "WAL B", "orders", "items", "outbox", "outbox pk", "live/dead", "events", "repeats")
 	for _, x := range r.Windows {
-		fmt.Fprintf(&b, "%7.2f %9.0f %8s %8s %8s %7d %8.1f %8.1f %8.0f %9s %9s %9s %10s %10s %9d %8d\n",
+		fmt.Fprintf(&b, "%7.2f %9.0f %8s %8s %8s %7d %8.1f %8.1f %8.1f %4.0f%% %8.0f %9s %9s %9s %10s %10s %9d %8d\n",
 			(x.T+x.Seconds)/60, x.OrdersPerSecond, us(x.P50Micros), us(x.P99Micros), us(x.P999Micros), x.Errors,
-			x.ServerCPUMicrosPerOrder, x.PostgresCPUMicrosPerOrder, x.WALBytesPerOrder,
+			x.ServerCPUMicrosPerOrder, x.PostgresCPUMicrosPerOrder, x.SoakCPUMicrosPerOrder, x.MachineBusy*100, x.WALBytesPerOrder,
 			mb(x.Orders.TotalBytes), mb(x.OrderItems.TotalBytes), mb(x.Outbox.TotalBytes), mb(x.OutboxPeakBytes),
 			fmt.Sprintf("%d/%d", x.OutboxLiveRows, x.OutboxDeadRows), x.Events, x.Repeats)
 	}
@@ -366,8 +380,8 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		if s.Name == "" {
 			continue
 		}
-		fmt.Fprintf(&b, "%-12s %9d acked  p50 %s  p99 %s  p99.9 %s  server %.1f µs/order  postgres %.1f µs/order\n",
-			s.Name+":", s.Acked, us(s.P50Micros), us(s.P99Micros), us(s.P999Micros), s.ServerCPUMicrosPerOrder, s.PostgresCPUMicrosPerOrder)
+		fmt.Fprintf(&b, "%-12s %9d acked  p50 %s  p99 %s  p99.9 %s  server %.1f µs/order  postgres %.1f µs/order  box %.0f%% busy\n",
+			s.Name+":", s.Acked, us(s.P50Micros), us(s.P99Micros), us(s.P999Micros), s.ServerCPUMicrosPerOrder, s.PostgresCPUMicrosPerOrder, s.MachineBusy*100)
 	}
 	if c := r.Reconcile; c != nil {
 		verdict := "OK"

@@ -31,6 +31,13 @@ type Sample struct {
 	ServerCPUSeconds   float64 `json:"server_cpu_seconds"`
 	PostgresCPUSeconds float64 `json:"postgres_cpu_seconds"`
 	BrokerCPUSeconds   float64 `json:"broker_cpu_seconds"`
+	// SoakCPUSeconds is this process's: the load generator, the topic
+	// reader and the sampler, which share the box with what they measure.
+	SoakCPUSeconds float64 `json:"soak_cpu_seconds"`
+	// MachineBusySeconds and MachineSeconds are the whole box's CPU time
+	// (/proc/stat, every CPU): busy, and busy plus idle.
+	MachineBusySeconds float64 `json:"machine_busy_seconds"`
+	MachineSeconds     float64 `json:"machine_seconds"`
 	// WALBytes is pg_current_wal_lsn() as a byte position.
 	WALBytes int64 `json:"wal_bytes"`
 	// Orders and OrderItems are those tables; Outbox sums every relation
@@ -121,6 +128,10 @@ func (s *sampler) sample(ctx context.Context) (Sample, error) {
 		return x, fmt.Errorf("postgres cpu: %w", err)
 	}
 	x.PostgresCPUSeconds = pg.Seconds()
+	x.SoakCPUSeconds = loadtest.ProcessCPU().Seconds()
+	if m, err := loadtest.ReadMachineCPU(); err == nil {
+		x.MachineBusySeconds, x.MachineSeconds = m.Busy.Seconds(), m.Total.Seconds()
+	}
 	if err := s.conn.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint`).Scan(&x.WALBytes); err != nil {
 		return x, fmt.Errorf("wal position: %w", err)
 	}

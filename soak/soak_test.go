@@ -72,7 +72,7 @@ func TestSoakShort(t *testing.T) {
 	for i, w := range rep.Windows {
 		if w.Acked == 0 || w.P99Micros == 0 || w.ServerCPUMicrosPerOrder <= 0 || w.PostgresCPUMicrosPerOrder <= 0 ||
 			w.WALBytesPerOrder <= 0 || w.Orders.TotalBytes == 0 || w.Orders.IndexBytes == 0 || w.OrderItems.TotalBytes == 0 ||
-			w.Outbox.TotalBytes == 0 || w.Events == 0 {
+			w.Outbox.TotalBytes == 0 || w.Events == 0 || w.SoakCPUMicrosPerOrder <= 0 || w.MachineBusy <= 0 || w.MachineBusy > 1 {
 			t.Fatalf("window %d lacks a measurement: %+v", i, w)
 		}
 	}
