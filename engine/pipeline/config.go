@@ -28,6 +28,19 @@ type Config struct {
 	// queued at once (natural batching: requests pile up while the other
 	// writers commit).
 	Linger time.Duration
+	// BusyLinger is how long a writer that found a partial batch waits for
+	// more while another writer is committing: until the batch is full,
+	// that commit ends or BusyLinger has passed, whichever comes first.
+	// With no commit in flight it takes what is queued at once, so a lone
+	// request never waits. Under moderate load greedy writers commit a row
+	// or two each, and PostgreSQL's cost follows commits, not rows: waiting
+	// for the commit in flight folds those into fewer, larger ones.
+	// DefaultConfig (so the engine and -pipeline.busy-linger) sets 1ms;
+	// WithDefaults leaves it alone, so a zero value, in a Config or given
+	// as the flag, is off. 1ms measured (soak, open loop, 2026-11-30):
+	// PostgreSQL CPU per order -19% at 4,000 orders/s, -6% at 6,200/s and
+	// at the closed-loop maximum, latency and throughput unchanged.
+	BusyLinger time.Duration
 	// WriteTimeout bounds one Sink.Write call (retries included). Default: 10s.
 	WriteTimeout time.Duration
 
@@ -54,12 +67,14 @@ const (
 	FlagBatchMaxRows  = "batch-max-rows"
 	FlagBatchMaxBytes = "batch-max-bytes"
 	FlagLinger        = "linger"
+	FlagBusyLinger    = "busy-linger"
 	FlagWriteTimeout  = "write-timeout"
 )
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Writers: 2, QueueRows: 20000, MaxBatchRows: 2000, MaxBatchBytes: 8 << 20, WriteTimeout: 10 * time.Second}
+	return Config{Writers: 2, QueueRows: 20000, MaxBatchRows: 2000, MaxBatchBytes: 8 << 20, BusyLinger: time.Millisecond,
+		WriteTimeout: 10 * time.Second}
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -86,6 +101,7 @@ func (c *Config) Settings(prefix string) []conf.Setting {
 		conf.Int(&c.MaxBatchRows, n(FlagBatchMaxRows), "rows per transaction at most").Min(1),
 		conf.Int(&c.MaxBatchBytes, n(FlagBatchMaxBytes), "request bytes per transaction at most").Min(1),
 		conf.Duration(&c.Linger, n(FlagLinger), "wait this long for more rows before committing a partial batch (0: take what is queued)").Min(0),
+		conf.Duration(&c.BusyLinger, n(FlagBusyLinger), "while another writer commits, wait up to this long for it (or a full batch) before committing a partial batch (0: off)").Min(0),
 		conf.Duration(&c.WriteTimeout, n(FlagWriteTimeout), "time budget of one batch commit, retries included").Min(1),
 	}
 }

@@ -51,6 +51,9 @@ type Pipeline[T Item] struct {
 	bytes   int // Σ Bytes() over queue
 	closed  bool
 	started bool
+	// committing counts the writers between taking a batch and completing
+	// it (BusyLinger waits while it is above 0).
+	committing int
 
 	// notify wakes one waiting writer. Size 1: a pending wake-up is enough,
 	// since a writer takes everything (up to the limits) and re-notifies
@@ -160,7 +163,7 @@ func (p *Pipeline[T]) Close(ctx context.Context) error {
 func (p *Pipeline[T]) writer() {
 	batch := make([]T, 0, 64)
 	var linger *time.Timer
-	if p.cfg.Linger > 0 {
+	if p.cfg.Linger > 0 || p.cfg.BusyLinger > 0 && p.cfg.Writers > 1 {
 		linger = time.NewTimer(time.Hour)
 		linger.Stop()
 	}
@@ -191,23 +194,35 @@ func (p *Pipeline[T]) write(batch []T) {
 	for _, it := range batch {
 		it.Complete()
 	}
+	p.mu.Lock()
+	p.committing--
+	wake := p.committing == 0 && len(p.queue) > 0
+	p.mu.Unlock()
+	if wake {
+		p.wake() // a writer waiting for this commit (BusyLinger) goes now
+	}
 }
 
 // next waits for work and takes up to the batch limits. It returns an empty
 // batch only when the pipeline is closed and drained.
 func (p *Pipeline[T]) next(batch []T, linger *time.Timer) []T {
-	var deadline time.Time
+	var first time.Time // when this writer first found rows
 	for {
 		p.mu.Lock()
 		if len(p.queue) > 0 {
 			full := p.rows >= p.cfg.MaxBatchRows || p.bytes >= p.cfg.MaxBatchBytes
-			if linger == nil || full || p.closed {
+			wait := p.cfg.Linger
+			if p.committing > 0 {
+				wait = max(wait, p.cfg.BusyLinger)
+			}
+			if linger == nil || wait == 0 || full || p.closed {
 				break // take now, lock held
 			}
 			now := time.Now()
-			if deadline.IsZero() {
-				deadline = now.Add(p.cfg.Linger)
+			if first.IsZero() {
+				first = now
 			}
+			deadline := first.Add(wait)
 			if !now.Before(deadline) {
 				break
 			}
@@ -252,6 +267,7 @@ func (p *Pipeline[T]) next(batch []T, linger *time.Timer) []T {
 		p.cfg.OnDepth(p.rows) // under the lock: see Config.OnDepth
 	}
 	left := rest > 0
+	p.committing++ // until write has completed the batch
 	p.mu.Unlock()
 	if left {
 		p.wake() // let another writer take the rest

@@ -803,3 +803,84 @@ func TestNoGoroutineLeftAfterClose(t *testing.T) {
 	waitDone(t, it)
 	closeNow(t, p)
 }
+
+// BusyLinger: while one writer commits, another that finds a partial batch
+// waits for that commit to end and then commits everything queued meanwhile
+// as one batch, not a row at a time.
+func TestBusyLingerWaitsForTheCommitInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &testSink{gate: make(chan struct{})}
+		p := newTestPipeline(t, Config{Writers: 2, MaxBatchRows: 10, BusyLinger: 5 * time.Millisecond}, s)
+		p.Start()
+		mustSubmit(t, p, newItem(0, 1, 1))
+		synctest.Wait() // one writer took it and is committing (the gate holds it)
+		for i := 1; i <= 3; i++ {
+			mustSubmit(t, p, newItem(i, 1, 1))
+		}
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		if b := s.Batches(); len(b) != 1 {
+			t.Fatalf("batches %v with a commit in flight; want the other writer to wait for it", b)
+		}
+		released := time.Now()
+		s.open()
+		synctest.Wait()
+		b := s.Batches()
+		if len(b) != 2 || len(b[1]) != 3 {
+			t.Fatalf("batches %v; want [[0] [1 2 3]]: what queued during the commit, as one batch", b)
+		}
+		if at := s.At(1).Sub(released); at != 0 {
+			t.Fatalf("the second batch committed %v after the first ended; want at once", at)
+		}
+		closeNow(t, p)
+	})
+}
+
+// BusyLinger is a bound: a commit that takes longer does not hold the other
+// writer back past it.
+func TestBusyLingerIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &testSink{gate: make(chan struct{})}
+		p := newTestPipeline(t, Config{Writers: 2, MaxBatchRows: 10, BusyLinger: 5 * time.Millisecond}, s)
+		p.Start()
+		mustSubmit(t, p, newItem(0, 1, 1))
+		synctest.Wait()
+		start := time.Now()
+		mustSubmit(t, p, newItem(1, 1, 1))
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		b := s.Batches()
+		if len(b) != 2 || len(b[1]) != 1 || b[1][0] != 1 {
+			t.Fatalf("batches %v; want [[0] [1]] with the first commit still in flight", b)
+		}
+		if at := s.At(1).Sub(start); at != 5*time.Millisecond {
+			t.Fatalf("the second batch committed after %v; want the 5ms bound", at)
+		}
+		s.open()
+		closeNow(t, p)
+	})
+}
+
+// With no commit in flight a request never waits, whatever BusyLinger is;
+// and a full batch goes at once even while another commits.
+func TestBusyLingerIdleOrFullCommitsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &testSink{gate: make(chan struct{})}
+		p := newTestPipeline(t, Config{Writers: 2, MaxBatchRows: 10, BusyLinger: time.Hour}, s)
+		p.Start()
+		start := time.Now()
+		mustSubmit(t, p, newItem(0, 1, 1))
+		synctest.Wait()
+		if b := s.Batches(); len(b) != 1 || s.At(0) != start {
+			t.Fatalf("batches %v; want the lone request committed at once", b)
+		}
+		mustSubmit(t, p, newItem(1, 4, 1))
+		mustSubmit(t, p, newItem(2, 6, 1))
+		synctest.Wait()
+		if b := s.Batches(); len(b) != 2 || len(b[1]) != 2 || s.At(1) != start {
+			t.Fatalf("batches %v; want a full batch (10 rows) committed at once beside the commit in flight", b)
+		}
+		s.open()
+		closeNow(t, p)
+	})
+}
