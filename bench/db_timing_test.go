@@ -559,7 +559,9 @@ func (e *insertEnv) multiRowSQL(prefix, row string, n int) string {
 
 // insertCopyFrom copies straight into the three tables in one transaction
 // (BEGIN, 3 COPY, COMMIT), with 0-allocation sources: the upper bound, with
-// no conflict detection at all.
+// no conflict detection at all. The events go to outbox_events (the outbox
+// is a view of it since migration 0003), taking its column defaults: a seq
+// from outbox_seq and ring slot 0.
 func insertCopyFrom(ctx context.Context, e *insertEnv, rows int) error {
 	t := &e.tx
 	t.fill(&e.seq, rows)
@@ -577,7 +579,7 @@ func insertCopyFrom(ctx context.Context, e *insertEnv, rows int) error {
 		return fmt.Errorf("order_items: %w", err)
 	}
 	e.outbox.reset(t)
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxCopyColumns, e.outbox); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox_events"}, outboxCopyColumns, e.outbox); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return tx.Commit(ctx)
