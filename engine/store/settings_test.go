@@ -40,11 +40,7 @@ func (l *lockedBuffer) String() string {
 // URL asks for off.
 func TestCheckSettings(t *testing.T) {
 	dbURL := pgtest.New(t)
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pgtest.Exec(t, pgtest.AdminURL(), fmt.Sprintf(`ALTER DATABASE %q SET track_counts = off`, strings.TrimPrefix(u.Path, "/")))
+	setForDatabase(t, dbURL, "track_counts = off")
 	autovacuumOff := pgtest.Int64(t, dbURL, `SELECT (current_setting('autovacuum') = 'off')::int`) == 1
 	t.Logf("this server's autovacuum is off: %v", autovacuumOff)
 
@@ -117,11 +113,7 @@ func gaugeValue(t *testing.T, m *metrics.Metrics, setting, value string) float64
 // second), for queries that take a few milliseconds.
 func TestSessionsRunWithoutJIT(t *testing.T) {
 	dbURL := pgtest.New(t)
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pgtest.Exec(t, pgtest.AdminURL(), fmt.Sprintf(`ALTER DATABASE %q SET jit = on`, strings.TrimPrefix(u.Path, "/")))
+	setForDatabase(t, dbURL, "jit = on")
 	if got := pgtest.Int64(t, dbURL, `SELECT (current_setting('jit') = 'on')::int`); got != 1 {
 		t.Fatalf("a plain session of the test database has jit %d; want on (1), or this test proves nothing", got)
 	}
@@ -132,11 +124,7 @@ func TestSessionsRunWithoutJIT(t *testing.T) {
 	defer s.Close()
 	// Every connection of both pools (the writers' and the sweeper's), held
 	// at once, not one reused.
-	type pool interface {
-		Acquire(context.Context) (*pgxpool.Conn, error)
-		Config() *pgxpool.Config
-	}
-	for _, p := range []pool{s.pool, s.sweep} {
+	for _, p := range []*pgxpool.Pool{s.pool, s.sweep} {
 		for range min(3, int(p.Config().MaxConns)) {
 			c, err := p.Acquire(context.Background())
 			if err != nil {
@@ -152,4 +140,15 @@ func TestSessionsRunWithoutJIT(t *testing.T) {
 			}
 		}
 	}
+}
+
+// setForDatabase makes setting ("name = value") the default of every new
+// session of dbURL's database, as an operator's ALTER DATABASE would.
+func setForDatabase(t *testing.T, dbURL, setting string) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, pgtest.AdminURL(), fmt.Sprintf(`ALTER DATABASE %q SET %s`, strings.TrimPrefix(u.Path, "/"), setting))
 }
